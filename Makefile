@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   create .venv, install, run the main job end to end on real data
+#   make test   create .venv, install, run the tests
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+FMNIST  := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST  := $(BIN)/python -m pytest
+
+.PHONY: demo test test-fast test-slow bench dataset venv clean
+
+venv: $(STAMP)
+
+# torch is pinned to the CPU build on this machine's disk; an unpinned torch pulls a CUDA build.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package (MIT).
+dataset: $(FMNIST)
+$(FMNIST):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+demo: $(STAMP) $(FMNIST)
+	$(BIN)/edgecnn demo
+
+# The whole suite; CI runs this. About 20-30 minutes on 2 cores.
+test: $(STAMP) $(FMNIST)
+	$(PYTEST)
+
+# Fast subset for iteration: everything but the slow model x precision matrices.
+test-fast: $(STAMP) $(FMNIST)
+	$(PYTEST) -m "not slow" -x
+
+test-slow: $(STAMP) $(FMNIST)
+	$(PYTEST) -m slow
+
+bench: $(STAMP) $(FMNIST)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

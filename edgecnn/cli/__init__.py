@@ -1,0 +1,1 @@
+"""Thin click commands over the library; each command imports the library in its body."""

@@ -1,0 +1,77 @@
+"""The ``edgecnn`` command group.
+
+Commands live one per module in this package and are imported only when invoked
+(like optimum's thin commands), so ``edgecnn --help`` works with no extra installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import sys
+
+import click
+
+# command name -> "module:function"; the module is imported only when the command runs
+COMMANDS: dict[str, str] = {
+    "models": "edgecnn.cli.models_cmd:models",
+    "targets": "edgecnn.cli.targets_cmd:targets",
+    "export": "edgecnn.cli.export_cmd:export",
+    "info": "edgecnn.cli.info_cmd:info",
+    "predict": "edgecnn.cli.predict_cmd:predict",
+    "doctor": "edgecnn.cli.doctor_cmd:doctor",
+    "train": "edgecnn.cli.train_cmd:train",
+    "eval": "edgecnn.cli.eval_cmd:eval_",
+    "check": "edgecnn.cli.check_cmd:check",
+    "build": "edgecnn.cli.build_cmd:build",
+    "bench": "edgecnn.cli.bench_cmd:bench",
+    "demo": "edgecnn.cli.demo_cmd:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(n for n, t in COMMANDS.items()
+                      if importlib.util.find_spec(t.partition(":")[0]) is not None)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        if importlib.util.find_spec(module) is None:
+            return None
+        return getattr(importlib.import_module(module), attr)
+
+
+def handle_errors(fn):
+    """Turn edgecnn errors into one clean line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from edgecnn.errors import EdgeCNNError
+
+        try:
+            return fn(*args, **kwargs)
+        except EdgeCNNError as exc:
+            raise click.ClickException(" ".join(str(exc).split("\n"))) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing was written", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgecnn")
+def cli():
+    """edgecnn: export PyTorch CNNs to ONNX, TensorRT and LiteRT; quantize; run; benchmark."""
+
+
+def main() -> None:
+    cli(prog_name="edgecnn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Image -> model input, from the manifest's Preprocess spec. numpy + Pillow only (no torch).
+
+Calibration, evaluation, training and the device runtime all call :func:`preprocess_batch`
+so every stage sees exactly the same input.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+
+from edgecnn.errors import DataError
+from edgecnn.manifest import Preprocess
+
+ImageLike = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+
+MAX_IMAGE_PIXELS = 100_000_000  # refuse decompression bombs before decoding
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError as exc:  # Pillow is a core dependency; say so if it is missing
+        from edgecnn.errors import MissingDependencyError
+        raise MissingDependencyError("Pillow is needed to read images: pip install pillow") from exc
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    return Image
+
+
+_RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
+
+
+def load_image(item: ImageLike, channels: int):
+    """Open a path / uint8 array / PIL image as a PIL image in mode 'L' or 'RGB'."""
+    Image = _pil()
+    mode = "L" if channels == 1 else "RGB"
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with Image.open(item) as im:
+                im.load()
+                img = im
+        except FileNotFoundError:
+            raise DataError(f"image {os.fspath(item)} does not exist") from None
+        except Image.DecompressionBombError as exc:
+            raise DataError(f"image {os.fspath(item)} is too large to decode safely: {exc}") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot read image {os.fspath(item)}: {exc}") from None
+    elif isinstance(item, np.ndarray):
+        img = _array_to_pil(item, Image)
+    elif hasattr(item, "convert") and hasattr(item, "size"):
+        img = item
+    else:
+        raise DataError(f"cannot use {type(item).__name__} as an image; pass a path, a PIL image "
+                        f"or a uint8 array of shape HxW, HxWx1 or HxWx3")
+    w, h = img.size
+    if w == 0 or h == 0:
+        raise DataError(f"image has zero size ({w}x{h})")
+    if img.mode not in ("L", "RGB", "RGBA", "LA", "P", "I;16", "I", "F", "1", "CMYK", "YCbCr"):
+        raise DataError(f"image mode {img.mode!r} is not supported; save it as an 8-bit "
+                        f"grayscale or RGB image")
+    if img.mode in ("I;16", "I", "F"):
+        raise DataError(f"image mode {img.mode!r} (16/32-bit) is not supported; convert it to "
+                        f"8-bit grayscale ('L') or RGB first")
+    return img.convert(mode) if img.mode != mode else img
+
+
+def _array_to_pil(arr: np.ndarray, Image):
+    if arr.dtype != np.uint8:
+        raise DataError(f"image arrays must be uint8 (got {arr.dtype}); for float tensors that "
+                        f"are already preprocessed call session.run() instead")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return Image.fromarray(arr, mode="L")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return Image.fromarray(arr, mode="RGB")
+    raise DataError(f"image array of shape {arr.shape} is not HxW, HxWx1 or HxWx3")
+
+
+def to_array(img, spec: Preprocess) -> np.ndarray:
+    """A PIL image (already in the right mode) -> float32 CHW array, preprocessed."""
+    h, w = spec.size
+    if img.size != (w, h):
+        img = img.resize((w, h), resample=_RESAMPLE[spec.interpolation])
+    return normalize_uint8(np.asarray(img, dtype=np.uint8), spec)
+
+
+def normalize_uint8(pixels: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """uint8 HxW / HxWxC (or NxHxW / NxHxWxC) at the right size -> float32 (N)CHW."""
+    x = pixels.astype(np.float32) * np.float32(spec.scale)
+    if spec.channels == 1:  # grayscale comes as (N)xHxW
+        x = x[..., None]
+    batched = x.ndim == 4
+    if spec.channel_order == "BGR":
+        x = x[..., ::-1]
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    x = (x - mean) / std
+    axes = (0, 3, 1, 2) if batched else (2, 0, 1)
+    return np.ascontiguousarray(x.transpose(axes), dtype=np.float32)
+
+
+def preprocess_batch(images: Iterable[ImageLike], spec: Preprocess) -> np.ndarray:
+    """Images (paths, PIL images, uint8 arrays) -> float32 NCHW batch."""
+    arrays = [to_array(load_image(im, spec.channels), spec) for im in images]
+    if not arrays:
+        raise DataError("no images given")
+    return np.stack(arrays)
+
+
+def grayscale_preprocess(size: Sequence[int] = (28, 28), mean: float = 0.2860,
+                         std: float = 0.3530) -> Preprocess:
+    """The Fashion-MNIST preprocessing (mean/std of its training images)."""
+    return Preprocess(size=list(size), channels=1, mean=[mean], std=[std], scale=1 / 255,
+                      channel_order="L", interpolation="bilinear")
+
+
+def imagenet_preprocess(size: Sequence[int] = (224, 224)) -> Preprocess:
+    return Preprocess(size=list(size), channels=3)

@@ -1,0 +1,262 @@
+"""The bundle manifest: dataclasses <-> manifest.json. Standard library only.
+
+A bundle is one folder per model holding one or more artifacts (``model.onnx``,
+``model.int8.onnx``, ``model.fp16.tflite``, ``model.fp16.engine`` ...) and one
+``manifest.json`` that describes all of them. :meth:`Manifest.from_dict`
+validates everything it reads, because bundles travel over networks and SD cards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecnn.errors import ManifestError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+LAYOUTS = ("NCHW", "NHWC")
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("onnxruntime", "tflite", "tensorrt")
+DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64")
+
+
+def _expect(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise ManifestError(f"manifest.json: {where}: {what}")
+
+
+def _typed(d: dict, key: str, types: type | tuple, where: str, optional: bool = False) -> Any:
+    if key not in d:
+        _expect(optional, where, f"missing key '{key}'")
+        return None
+    value = d[key]
+    if optional and value is None:
+        return None
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in _as_tuple(types))
+    names = "/".join(t.__name__ for t in _as_tuple(types))
+    _expect(ok, where, f"'{key}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _as_tuple(types: type | tuple) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _check_keys(d: Any, allowed: set[str], where: str) -> None:
+    _expect(isinstance(d, dict), where, f"must be an object, got {type(d).__name__}")
+    unknown = set(d) - allowed
+    _expect(not unknown, where, f"unknown keys {sorted(unknown)}")
+
+
+@dataclass
+class QuantParams:
+    """Affine quantisation of an integer tensor: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "QuantParams":
+        _check_keys(d, {"scale", "zero_point"}, where)
+        scale = float(_typed(d, "scale", (int, float), where))
+        _expect(scale > 0, where, "scale must be > 0")
+        return cls(scale=scale, zero_point=_typed(d, "zero_point", int, where))
+
+
+@dataclass
+class TensorSpec:
+    """One model input or output. ``shape`` uses -1 for the dynamic batch dimension."""
+
+    name: str
+    shape: list[int]
+    dtype: str = "float32"
+    layout: str | None = None  # NCHW / NHWC for images, None for logits
+    quant: QuantParams | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "TensorSpec":
+        _check_keys(d, {"name", "shape", "dtype", "layout", "quant"}, where)
+        name = _typed(d, "name", str, where)
+        shape = _typed(d, "shape", list, where)
+        _expect(all(isinstance(s, int) and not isinstance(s, bool) and s >= -1 for s in shape),
+                where, "shape must be a list of ints (-1 for dynamic)")
+        dtype = _typed(d, "dtype", str, where)
+        _expect(dtype in DTYPES, where, f"dtype must be one of {DTYPES}, got {dtype!r}")
+        layout = _typed(d, "layout", str, where, optional=True)
+        _expect(layout is None or layout in LAYOUTS, where, f"layout must be one of {LAYOUTS}")
+        quant = d.get("quant")
+        return cls(name=name, shape=shape, dtype=dtype, layout=layout,
+                   quant=QuantParams.from_dict(quant, f"{where}.quant") if quant is not None else None)
+
+
+@dataclass
+class Preprocess:
+    """How an image becomes the model input; shared by calibration, evaluation and the runtime.
+
+    The image is converted to ``channels`` (1 = grayscale 'L', 3 = RGB), resized to
+    ``size`` = [height, width] with ``interpolation``, scaled by ``scale`` (1/255 maps
+    uint8 to [0, 1]), then normalised per channel: (x - mean) / std.
+    """
+
+    size: list[int]
+    channels: int = 3
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    scale: float = 1.0 / 255.0
+    channel_order: str = "RGB"  # "RGB", "BGR" or "L"
+    interpolation: str = "bilinear"  # nearest | bilinear | bicubic
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "preprocess") -> "Preprocess":
+        _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where)
+        size = _typed(d, "size", list, where)
+        _expect(len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), where,
+                "size must be [height, width] with positive ints")
+        channels = _typed(d, "channels", int, where)
+        _expect(channels in (1, 3), where, "channels must be 1 or 3")
+        mean = _typed(d, "mean", list, where)
+        std = _typed(d, "std", list, where)
+        for key, values in (("mean", mean), ("std", std)):
+            _expect(len(values) == channels and all(isinstance(v, (int, float)) for v in values),
+                    where, f"{key} must hold {channels} numbers")
+        _expect(all(v > 0 for v in std), where, "std values must be > 0")
+        order = _typed(d, "channel_order", str, where)
+        _expect(order in ("RGB", "BGR", "L"), where, "channel_order must be RGB, BGR or L")
+        interp = _typed(d, "interpolation", str, where)
+        _expect(interp in ("nearest", "bilinear", "bicubic"), where,
+                "interpolation must be nearest, bilinear or bicubic")
+        return cls(size=size, channels=channels, mean=[float(v) for v in mean],
+                   std=[float(v) for v in std], scale=float(_typed(d, "scale", (int, float), where)),
+                   channel_order=order, interpolation=interp)
+
+
+@dataclass
+class Artifact:
+    """One file in the bundle that a backend runs."""
+
+    file: str  # relative to the bundle folder, no directories
+    sha256: str
+    backend: str
+    precision: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    size_bytes: int = 0
+    # backend-specific facts: parity report, calibration, build plan, engine metadata ...
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Short name used on the command line, e.g. 'onnxruntime:int8'."""
+        return f"{self.backend}:{self.precision}"
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "Artifact":
+        _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where)
+        file = _typed(d, "file", str, where)
+        _expect(is_safe_filename(file), where,
+                f"file {file!r} must be a plain file name inside the bundle folder")
+        sha = _typed(d, "sha256", str, where)
+        _expect(len(sha) == 64 and all(c in "0123456789abcdef" for c in sha), where,
+                "sha256 must be 64 lowercase hex digits")
+        backend = _typed(d, "backend", str, where)
+        _expect(backend in BACKENDS, where, f"backend must be one of {BACKENDS}, got {backend!r}")
+        precision = _typed(d, "precision", str, where)
+        _expect(precision in PRECISIONS, where, f"precision must be one of {PRECISIONS}")
+        inputs = _typed(d, "inputs", list, where)
+        outputs = _typed(d, "outputs", list, where)
+        _expect(len(inputs) >= 1 and len(outputs) >= 1, where, "needs at least one input and output")
+        size = _typed(d, "size_bytes", int, where, optional=True) or 0
+        details = _typed(d, "details", dict, where, optional=True) or {}
+        return cls(
+            file=file, sha256=sha, backend=backend, precision=precision,
+            inputs=[TensorSpec.from_dict(t, f"{where}.inputs[{i}]") for i, t in enumerate(inputs)],
+            outputs=[TensorSpec.from_dict(t, f"{where}.outputs[{i}]") for i, t in enumerate(outputs)],
+            size_bytes=size, details=details,
+        )
+
+
+@dataclass
+class Manifest:
+    model: str  # zoo name or user model name
+    preprocess: Preprocess
+    labels: list[str]
+    artifacts: list[Artifact] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)  # how the model was obtained
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""  # ISO 8601 UTC
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def find(self, backend: str | None = None, precision: str | None = None) -> Artifact:
+        """The first artifact matching backend and precision (fp32 preferred when unset)."""
+        from edgecnn.errors import BundleError
+
+        hits = [a for a in self.artifacts
+                if (backend is None or a.backend == backend)
+                and (precision is None or a.precision == precision)]
+        if precision is None:
+            hits.sort(key=lambda a: PRECISIONS.index(a.precision))
+        if not hits:
+            have = ", ".join(a.key for a in self.artifacts) or "none"
+            want = f"{backend or '*'}:{precision or '*'}"
+            raise BundleError(f"bundle has no artifact {want} (it has: {have}); "
+                              f"run 'edgecnn export' with that target and precision")
+        return hits[0]
+
+    def replace_artifact(self, artifact: Artifact) -> None:
+        """Add ``artifact``, replacing any earlier one with the same file name."""
+        self.artifacts = [a for a in self.artifacts if a.file != artifact.file] + [artifact]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Manifest":
+        where = "manifest"
+        _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where)
+        version = _typed(d, "schema_version", int, where)
+        _expect(version == SCHEMA_VERSION, where,
+                f"schema_version {version} is not supported (this edgecnn reads {SCHEMA_VERSION}); "
+                f"re-export the bundle or upgrade edgecnn")
+        labels = _typed(d, "labels", list, where)
+        _expect(len(labels) >= 1 and all(isinstance(x, str) for x in labels), where,
+                "labels must be a non-empty list of strings")
+        artifacts = _typed(d, "artifacts", list, where)
+        files = [a.get("file") if isinstance(a, dict) else None for a in artifacts]
+        _expect(len(set(files)) == len(files), where, "artifact file names must be unique")
+        return cls(
+            model=_typed(d, "model", str, where),
+            preprocess=Preprocess.from_dict(_typed(d, "preprocess", dict, where)),
+            labels=labels,
+            artifacts=[Artifact.from_dict(a, f"artifacts[{i}]") for i, a in enumerate(artifacts)],
+            source=_typed(d, "source", dict, where, optional=True) or {},
+            tool_versions={str(k): str(v) for k, v in
+                           (_typed(d, "tool_versions", dict, where, optional=True) or {}).items()},
+            created=_typed(d, "created", str, where, optional=True) or "",
+            schema_version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"manifest.json is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def is_safe_filename(name: str) -> bool:
+    """A plain file name: no directories, no '..', no absolute path, no hidden tricks."""
+    return (bool(name) and name == posixpath.basename(name) and "\\" not in name
+            and name not in (".", "..") and not name.startswith(".") and "\x00" not in name)

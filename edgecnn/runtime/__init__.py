@@ -1,0 +1,58 @@
+"""The embeddable runtime: ``load(bundle) -> Session``.
+
+Imports only the standard library, numpy and the one backend module a bundle needs;
+never torch, tensorflow or onnx. Device apps embed this package.
+
+    >>> import edgecnn.runtime as rt                      # doctest: +SKIP
+    >>> with rt.load("bundles/lenet5") as s:
+    ...     s.predict(["shirt.png"], top_k=3)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from edgecnn.bundle import Bundle
+from edgecnn.errors import BundleError
+from edgecnn.runtime.session import Prediction, Session
+
+# backend name in the manifest -> "module:Session class"; imported only when used.
+SESSION_CLASSES: dict[str, str] = {
+    "onnxruntime": "edgecnn.runtime.ort:OrtSession",
+    "tflite": "edgecnn.runtime.litert:LiteRTSession",
+    "tensorrt": "edgecnn.runtime.tensorrt:TensorRTSession",
+}
+
+
+def register_session(backend: str, target: str) -> None:
+    """Register a runtime backend as 'module:Class' (imported lazily)."""
+    SESSION_CLASSES[backend] = target
+
+
+def session_class(backend: str) -> type[Session]:
+    try:
+        target = SESSION_CLASSES[backend]
+    except KeyError:
+        raise BundleError(f"no runtime backend for {backend!r}; this edgecnn knows "
+                          f"{sorted(SESSION_CLASSES)}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load(path: str | os.PathLike, *, backend: str | None = None, precision: str | None = None,
+         threads: int | None = None, verify: bool = True, **options) -> Session:
+    """Open a bundle and return a Session for one of its artifacts.
+
+    ``backend`` ('onnxruntime', 'tflite', 'tensorrt') and ``precision`` ('fp32', 'fp16',
+    'int8') pick the artifact; by default the first fp32 artifact, else the first one.
+    ``verify`` checks the artifact's sha256 before the backend sees the file.
+    """
+    bundle = Bundle.open(path)
+    artifact = bundle.find(backend, precision)
+    file = bundle.artifact_path(artifact, verify=verify)
+    cls = session_class(artifact.backend)
+    return cls(bundle.manifest, artifact, str(file), threads=threads, **options)
+
+
+__all__ = ["load", "Session", "Prediction", "register_session", "SESSION_CLASSES"]

@@ -1,0 +1,133 @@
+"""The Session base class every runtime backend derives from.
+
+Like Polygraphy's ``BaseRunner``, the base class owns what all backends share:
+input checks against the manifest, preprocessing for ``predict`` and softmax/top-k;
+a backend only implements ``_run`` on a checked float32 batch in the model's layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from edgecnn.errors import InputError
+from edgecnn.manifest import Artifact, Manifest
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    probability: float
+
+
+class Session:
+    """A loaded artifact ready to run. ``run`` takes float32 NCHW (or the model's layout)."""
+
+    backend: str = ""
+
+    def __init__(self, manifest: Manifest, artifact: Artifact, path: str):
+        self.manifest = manifest
+        self.artifact = artifact
+        self.path = path
+        self.input_spec = artifact.inputs[0]
+        self.output_spec = artifact.outputs[0]
+
+    # -- to implement ---------------------------------------------------------------
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- public API -----------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Expected input shape in NCHW, -1 for a dynamic batch."""
+        return tuple(self.nchw_shape(self.input_spec))
+
+    @staticmethod
+    def nchw_shape(spec) -> list[int]:
+        if spec.layout == "NHWC":
+            n, h, w, c = spec.shape
+            return [n, c, h, w]
+        return list(spec.shape)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Float32 NCHW batch -> float32 logits of shape (N, num_classes)."""
+        batch = self._check_input(batch)
+        if self.input_spec.layout == "NHWC":
+            batch = np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
+        out = self._run(batch)
+        return np.asarray(out, dtype=np.float32)
+
+    def predict(self, images: Iterable, top_k: int = 5) -> list[list[Prediction]]:
+        """Images (paths, PIL images or uint8 HxW[xC] arrays) -> top-k predictions each."""
+        from edgecnn.data.preprocess import preprocess_batch
+
+        batch = preprocess_batch(images, self.manifest.preprocess)
+        probs = softmax(self.run(batch))
+        return top_k_predictions(probs, self.manifest.labels, top_k)
+
+    def close(self) -> None:
+        """Release backend resources. Sessions are also context managers."""
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.manifest.model} {self.artifact.key} "
+                f"input={self.input_shape}>")
+
+    # -- checks ---------------------------------------------------------------------
+    def _check_input(self, batch) -> np.ndarray:
+        if not isinstance(batch, np.ndarray):
+            raise InputError(f"session.run expects a numpy array, got {type(batch).__name__}; "
+                             f"use session.predict for images")
+        if batch.dtype != np.float32:
+            raise InputError(f"input dtype {batch.dtype} is wrong: expected float32 "
+                             f"(preprocessed, NCHW); use session.predict for uint8 images")
+        expected = self.input_shape
+        if batch.ndim != len(expected):
+            raise InputError(f"input shape {tuple(batch.shape)} is wrong: expected "
+                             f"{_fmt_shape(expected)} (N, C, H, W)")
+        for got, want in zip(batch.shape[1:], expected[1:]):
+            if want != -1 and got != want:
+                raise InputError(f"input shape {tuple(batch.shape)} is wrong: expected "
+                                 f"{_fmt_shape(expected)} (N, C, H, W)")
+        if expected[0] != -1 and batch.shape[0] != expected[0]:
+            raise InputError(f"batch size {batch.shape[0]} is wrong: this artifact has a fixed "
+                             f"batch of {expected[0]}")
+        if batch.shape[0] == 0:
+            raise InputError("input batch is empty")
+        max_batch = self.max_batch()
+        if max_batch is not None and batch.shape[0] > max_batch:
+            raise InputError(f"batch size {batch.shape[0]} exceeds this artifact's maximum of "
+                             f"{max_batch}; split the batch or rebuild with a larger profile")
+        return np.ascontiguousarray(batch)
+
+    def max_batch(self) -> int | None:
+        """Largest batch the backend accepts (engine profiles); None when unbounded."""
+        return None
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join("N" if s == -1 else str(s) for s in shape) + ")"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def top_k_predictions(probs: np.ndarray, labels: Sequence[str], k: int) -> list[list[Prediction]]:
+    k = max(1, min(k, probs.shape[1]))
+    out = []
+    for row in probs:
+        idx = np.argsort(-row, kind="stable")[:k]
+        out.append([Prediction(labels[i] if i < len(labels) else str(i), int(i), float(row[i]))
+                    for i in idx])
+    return out

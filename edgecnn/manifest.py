@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,12 @@ def _typed(d: dict, key: str, types: type | tuple, where: str, optional: bool = 
     return value
 
 
+def _positive(d: dict, key: str, where: str) -> float:
+    value = float(_typed(d, key, (int, float), where))
+    _expect(math.isfinite(value) and value > 0, where, f"'{key}' must be a finite number > 0")
+    return value
+
+
 def _as_tuple(types: type | tuple) -> tuple:
     return types if isinstance(types, tuple) else (types,)
 
@@ -63,9 +70,7 @@ class QuantParams:
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "QuantParams":
         _check_keys(d, {"scale", "zero_point"}, where)
-        scale = float(_typed(d, "scale", (int, float), where))
-        _expect(scale > 0, where, "scale must be > 0")
-        return cls(scale=scale, zero_point=_typed(d, "zero_point", int, where))
+        return cls(scale=_positive(d, "scale", where), zero_point=_typed(d, "zero_point", int, where))
 
 
 @dataclass
@@ -124,6 +129,7 @@ class Preprocess:
         for key, values in (("mean", mean), ("std", std)):
             _expect(len(values) == channels and all(isinstance(v, (int, float)) for v in values),
                     where, f"{key} must hold {channels} numbers")
+        _expect(all(math.isfinite(v) for v in mean + std), where, "mean/std must be finite")
         _expect(all(v > 0 for v in std), where, "std values must be > 0")
         order = _typed(d, "channel_order", str, where)
         _expect(order in ("RGB", "BGR", "L"), where, "channel_order must be RGB, BGR or L")
@@ -131,7 +137,7 @@ class Preprocess:
         _expect(interp in ("nearest", "bilinear", "bicubic"), where,
                 "interpolation must be nearest, bilinear or bicubic")
         return cls(size=size, channels=channels, mean=[float(v) for v in mean],
-                   std=[float(v) for v in std], scale=float(_typed(d, "scale", (int, float), where)),
+                   std=[float(v) for v in std], scale=_positive(d, "scale", where),
                    channel_order=order, interpolation=interp)
 
 
@@ -232,14 +238,15 @@ class Manifest:
         labels = _typed(d, "labels", list, where)
         _expect(len(labels) >= 1 and all(isinstance(x, str) for x in labels), where,
                 "labels must be a non-empty list of strings")
-        artifacts = _typed(d, "artifacts", list, where)
-        files = [a.get("file") if isinstance(a, dict) else None for a in artifacts]
+        artifacts = [Artifact.from_dict(a, f"artifacts[{i}]")
+                     for i, a in enumerate(_typed(d, "artifacts", list, where))]
+        files = [a.file for a in artifacts]
         _expect(len(set(files)) == len(files), where, "artifact file names must be unique")
         return cls(
             model=_typed(d, "model", str, where),
             preprocess=Preprocess.from_dict(_typed(d, "preprocess", dict, where)),
             labels=labels,
-            artifacts=[Artifact.from_dict(a, f"artifacts[{i}]") for i, a in enumerate(artifacts)],
+            artifacts=artifacts,
             source=_typed(d, "source", dict, where, optional=True) or {},
             tool_versions={str(k): str(v) for k, v in
                            (_typed(d, "tool_versions", dict, where, optional=True) or {}).items()},

@@ -39,12 +39,14 @@ def load_image(item: ImageLike, channels: int):
     if isinstance(item, (str, os.PathLike)):
         try:
             with Image.open(item) as im:
+                _check_pixels(im.size, os.fspath(item))  # before decoding a single pixel
                 im.load()
                 img = im
         except FileNotFoundError:
             raise DataError(f"image {os.fspath(item)} does not exist") from None
         except Image.DecompressionBombError as exc:
-            raise DataError(f"image {os.fspath(item)} is too large to decode safely: {exc}") from None
+            raise DataError(f"image {os.fspath(item)} has more than the {MAX_IMAGE_PIXELS:,} pixels "
+                            f"allowed ({exc}); downscale it before classification") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise DataError(f"cannot read image {os.fspath(item)}: {exc}") from None
     elif isinstance(item, np.ndarray):
@@ -54,9 +56,7 @@ def load_image(item: ImageLike, channels: int):
     else:
         raise DataError(f"cannot use {type(item).__name__} as an image; pass a path, a PIL image "
                         f"or a uint8 array of shape HxW, HxWx1 or HxWx3")
-    w, h = img.size
-    if w == 0 or h == 0:
-        raise DataError(f"image has zero size ({w}x{h})")
+    _check_pixels(img.size, "image")
     if img.mode not in ("L", "RGB", "RGBA", "LA", "P", "I;16", "I", "F", "1", "CMYK", "YCbCr"):
         raise DataError(f"image mode {img.mode!r} is not supported; save it as an 8-bit "
                         f"grayscale or RGB image")
@@ -64,6 +64,15 @@ def load_image(item: ImageLike, channels: int):
         raise DataError(f"image mode {img.mode!r} (16/32-bit) is not supported; convert it to "
                         f"8-bit grayscale ('L') or RGB first")
     return img.convert(mode) if img.mode != mode else img
+
+
+def _check_pixels(size: tuple[int, int], what: str) -> None:
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise DataError(f"{what} has zero size ({w}x{h}); nothing to classify")
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DataError(f"{what} is {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS:,} allowed; "
+                        f"downscale it before classification")
 
 
 def _array_to_pil(arr: np.ndarray, Image):

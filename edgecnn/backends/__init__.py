@@ -1,0 +1,7 @@
+"""Build-time backends (onnxruntime, tflite, tensorrt); see :mod:`edgecnn.backends.registry`."""
+
+from edgecnn.backends.registry import (Backend, BatchProfile, ExportContext, ExportOptions,
+                                       LoadedModel, get_backend, register_backend)
+
+__all__ = ["Backend", "BatchProfile", "ExportContext", "ExportOptions", "LoadedModel",
+           "get_backend", "register_backend"]

@@ -1,0 +1,77 @@
+"""``edgecnn info BUNDLE``: what a bundle holds (manifest summary)."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli.main import handle_errors
+
+
+@click.command("info")
+@click.argument("bundle", type=click.Path(path_type=str))
+@click.option("--verify", is_flag=True, help="Check every artifact's sha256 against the manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print manifest.json as is.")
+@handle_errors
+def info(bundle: str, verify: bool, as_json: bool) -> None:
+    """Show the model, preprocessing, labels, tools and artifacts of BUNDLE."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgecnn.bundle import Bundle
+
+    b = Bundle.open(bundle)
+    m = b.manifest
+    if as_json:
+        click.echo(m.to_json(), nl=False)
+        return
+    if verify:
+        b.verify()  # ChecksumError / BundleError on the first bad file
+    con = Console()
+    p = m.preprocess
+    con.print(f"[bold]{m.model}[/bold]  bundle {b.path}")
+    con.print(f"source: {_fmt_source(m.source)}")
+    con.print(f"input: {p.channels}x{p.size[0]}x{p.size[1]} {p.channel_order}, "
+              f"mean {p.mean}, std {p.std}, scale {p.scale:.6g}, {p.interpolation}")
+    shown = ", ".join(m.labels[:10]) + (f", ... ({m.num_classes} in all)" if m.num_classes > 10 else "")
+    con.print(f"labels ({m.num_classes}): {shown}")
+    con.print(f"created {m.created or '?'}; tools: "
+              + ", ".join(f"{k} {v}" for k, v in m.tool_versions.items()))
+    table = Table()
+    for col in ("file", "backend", "precision", "size", "input", "sha256", "parity"):
+        table.add_column(col, no_wrap=col in ("file", "backend", "precision", "size"))
+    for a in m.artifacts:
+        table.add_row(a.file, a.backend, a.precision, human_size(a.size_bytes),
+                      "x".join("N" if s == -1 else str(s) for s in a.inputs[0].shape)
+                      + (f" {a.inputs[0].layout}" if a.inputs[0].layout else ""),
+                      a.sha256[:12], parity_cell(a.details))
+    con.print(table)
+    if verify:
+        con.print(f"checksums: all {len(m.artifacts)} artifacts match")
+
+
+def _fmt_source(src: dict) -> str:
+    keys = ("kind", "model", "weights", "file", "factory", "sha256")
+    parts = [f"{k}={str(src[k])[:16] if k == 'sha256' else src[k]}" for k in keys if src.get(k)]
+    return ", ".join(parts) or "?"
+
+
+def human_size(n: int) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def parity_cell(details: dict) -> str:
+    """One short cell from an artifact's parity report (any backend)."""
+    par = details.get("parity") if isinstance(details, dict) else None
+    if not isinstance(par, dict):
+        return "-"
+    parts = []
+    if isinstance(par.get("max_abs_diff"), (int, float)):
+        parts.append(f"max|d| {par['max_abs_diff']:.1e}")
+    if isinstance(par.get("cosine"), (int, float)):
+        parts.append(f"cos {par['cosine']:.5f}")
+    if isinstance(par.get("top1_agreement"), (int, float)):
+        parts.append(f"top1 {par['top1_agreement']:.0%}")
+    return ", ".join(parts) or "-"

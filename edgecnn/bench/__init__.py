@@ -1,0 +1,1 @@
+"""Benchmarks: latency, accuracy, reports and plots. Torch-free."""

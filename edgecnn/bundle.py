@@ -69,6 +69,14 @@ class Bundle:
 
     def artifact_path(self, artifact: Artifact, verify: bool = True) -> Path:
         p = self.file(artifact.file)
+        # Cheap before hashing or loading: a truncated, swapped or padded file is refused
+        # without reading it (size_bytes 0 means the writer did not record a size).
+        size = p.stat().st_size
+        if artifact.size_bytes > 0 and size != artifact.size_bytes:
+            raise ChecksumError(
+                f"{artifact.file} does not match its manifest checksum: it is {size} bytes, the "
+                f"manifest says {artifact.size_bytes} (truncated, replaced or damaged in transfer; "
+                f"checked before reading it); copy the bundle again or re-export it")
         if verify:
             actual = sha256_file(p)
             if actual != artifact.sha256:
@@ -137,8 +145,12 @@ class BundleWriter:
                               f"refusing to replace it (choose another --out)")
         if not os.access(parent, os.W_OK):
             raise BundleError(f"output folder {parent} is not writable; choose another --out")
+        _remove_stale_staging(parent, self.out.name)
         try:
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=parent))
+            # the pid in the name lets the next writer tell a killed export's leftovers
+            # from a live one's staging folder
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-{os.getpid()}-",
+                                                 dir=parent))
         except OSError as exc:
             raise BundleError(f"cannot write in {parent}: {exc.strerror}") from exc
         if self.keep_existing and (self.out / MANIFEST_NAME).is_file():
@@ -155,7 +167,19 @@ class BundleWriter:
 
     # -- staging --------------------------------------------------------------------
     def path_for(self, name: str) -> Path:
-        """Where to write bundle file ``name`` while staging."""
+        """Where to write bundle file ``name`` while staging.
+
+        A file carried over from the existing bundle is a hard link to the live bundle's
+        file: it is unlinked here, so the write creates a new file and the live bundle
+        stays as it was until the swap. To read a carried-over file use :meth:`read_path`.
+        """
+        p = self.read_path(name)
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+        return p
+
+    def read_path(self, name: str) -> Path:
+        """Staged path of ``name`` for reading (a carried-over file, or one written here)."""
         if self.staging is None:
             raise RuntimeError("BundleWriter used outside its 'with' block")
         if not is_safe_filename(name):
@@ -170,7 +194,7 @@ class BundleWriter:
     def add_artifact(self, file: str, backend: str, precision: str,
                      inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec],
                      details: dict[str, Any] | None = None) -> Artifact:
-        p = self.path_for(file)
+        p = self.read_path(file)
         if not p.is_file():
             raise BundleError(f"artifact {file} was not written to the staging folder")
         artifact = Artifact(file=file, sha256=sha256_file(p), backend=backend, precision=precision,
@@ -201,6 +225,32 @@ class BundleWriter:
         _fsync_dir(self.staging)
         _swap_into_place(self.staging, self.out)
         self.staging = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else (EPERM)
+        return True
+    return True
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove ``.NAME.staging-PID-*`` / ``.NAME.old-PID`` left by a killed writer of NAME.
+
+    Only folders whose writer process is gone are removed (same host; a live export's
+    staging folder is left alone). Folders without a pid in the name are left as they are.
+    """
+    for prefix in (f".{name}.staging-", f".{name}.old-"):
+        for d in parent.glob(prefix + "*"):
+            pid_text = d.name[len(prefix):].split("-", 1)[0]
+            if not pid_text.isdigit() or d.is_symlink() or not d.is_dir():
+                continue
+            pid = int(pid_text)
+            if pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def _fsync_file(p: Path) -> None:

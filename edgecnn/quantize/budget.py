@@ -1,0 +1,165 @@
+"""Accuracy budget: keep the most sensitive layers in float until INT8 is within
+``max_accuracy_drop`` points of fp32 top-1 on held-out data.
+
+Sensitivity of a layer = the error of the logits (normalised MSE vs fp32) when ONLY that
+layer is quantized. Layers are then left in float (``nodes_to_exclude``), most sensitive
+first, re-quantizing with the same cached ranges, until the budget holds. A budget that
+cannot be met within ``max_float_layers`` raises CalibrationError with the best drop.
+Without labels the score is top-1 agreement with fp32 (so the drop is disagreement).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgecnn.errors import CalibrationError, DataError
+from edgecnn.quantize.int8 import ort_session, quantizable_nodes, quantize_onnx, run_model
+from edgecnn.quantize.ranges import ActivationRanges
+
+SENSITIVITY_SAMPLES = 128
+MAX_FLOAT_FRACTION = 0.5  # an "INT8" model with most layers in float is not an INT8 model
+
+
+@dataclass
+class EvalSet:
+    data: np.ndarray  # float32 NCHW
+    labels: np.ndarray | None
+    spec: str
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+def load_eval(spec: str, preprocess, input_size_chw, limit: int | None = None,
+              seed: int = 0) -> EvalSet:
+    """Held-out data for the budget: any dataset spec (labels used when present)."""
+    from edgecnn.data.datasets import load_dataset
+
+    if not spec:
+        raise CalibrationError("--max-accuracy-drop needs --eval with held-out data "
+                               "(e.g. fashion-mnist:val, an image folder or a .npz)")
+    try:
+        ds = load_dataset(spec)
+        if len(ds) == 0:
+            raise CalibrationError(f"evaluation data {spec} is empty")
+        ds = ds.subset(limit, seed) if limit else ds
+        xs, ys = zip(*ds.batches(preprocess, 256))
+    except DataError as exc:
+        raise CalibrationError(f"evaluation data {spec}: {exc}") from None
+    data = np.concatenate(xs)
+    if tuple(data.shape[1:]) != tuple(input_size_chw):
+        raise CalibrationError(f"evaluation data {spec} gives inputs {data.shape[1:]}, the model "
+                               f"takes {tuple(input_size_chw)}")
+    labels = None if ys[0] is None else np.concatenate(ys)
+    return EvalSet(data=data, labels=labels, spec=spec)
+
+
+def score(logits: np.ndarray, ev: EvalSet, ref_logits: np.ndarray) -> float:
+    """Top-1 accuracy in percent (agreement with ``ref_logits`` when unlabelled)."""
+    pred = logits.argmax(axis=1)
+    target = ev.labels if ev.labelled else ref_logits.argmax(axis=1)
+    return float(100.0 * np.mean(pred == target))
+
+
+@dataclass
+class BudgetResult:
+    budget: float
+    metric: str  # "top1" (labelled) or "agreement"
+    fp32: float
+    int8_plain: float
+    int8: float
+    drop_plain: float
+    drop: float
+    excluded: list[str] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)
+    eval_spec: str = ""
+    eval_samples: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def layer_sensitivity(fp32_path: Path, ranges: ActivationRanges, nodes: list[str],
+                      data: np.ndarray, ref: np.ndarray, tmp: Path,
+                      progress: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Normalised logits MSE vs fp32 with only one layer quantized, per layer."""
+    denom = float(np.mean(ref.astype(np.float64) ** 2)) or 1.0
+    out: dict[str, float] = {}
+    for i, node in enumerate(nodes):
+        path = tmp / f"one_{i}.onnx"
+        quantize_onnx(fp32_path, path, ranges, nodes_to_quantize=[node])
+        logits = run_model(ort_session(path), data)
+        out[node] = float(np.mean((logits.astype(np.float64) - ref) ** 2) / denom)
+        progress()
+    return out
+
+
+def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
+                   ranges: ActivationRanges, ev: EvalSet, budget: float,
+                   max_float_layers: int | None = None, log: Callable[[str], None] = print,
+                   progress: bool = True) -> BudgetResult:
+    """Make ``int8_path`` meet ``budget`` (points of top-1); see the module doc."""
+    from edgecnn.quantize.ranges import _progress
+
+    if budget is None or not math.isfinite(budget) or budget < 0:
+        raise CalibrationError(f"max_accuracy_drop must be a number of points >= 0, got {budget}")
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    ref = run_model(ort_session(fp32_path), ev.data)
+    fp32 = score(ref, ev, ref)
+    plain = score(run_model(ort_session(int8_path), ev.data), ev, ref)
+    metric = "top1" if ev.labelled else "agreement"
+    res = BudgetResult(budget=budget, metric=metric, fp32=fp32, int8_plain=plain, int8=plain,
+                       drop_plain=round(fp32 - plain, 4), drop=round(fp32 - plain, 4),
+                       eval_spec=ev.spec, eval_samples=len(ev.data))
+    log(f"INT8 {metric} {plain:.2f}% vs fp32 {fp32:.2f}% on {ev.spec} (drop {fp32 - plain:.2f} pt, "
+        f"budget {budget:g} pt)")
+    if fp32 - plain <= budget:
+        return res
+    nodes = quantizable_nodes(fp32_path)
+    limit = max_float_layers if max_float_layers is not None else \
+        max(1, int(len(nodes) * MAX_FLOAT_FRACTION))
+    limit = min(limit, len(nodes))
+    log(f"over budget: measuring the sensitivity of {len(nodes)} layers")
+    small = ev.data[:SENSITIVITY_SAMPLES]
+    best = (fp32 - plain, [])
+    with tempfile.TemporaryDirectory(prefix="edgecnn-budget-") as tmpd:
+        tmp = Path(tmpd)
+        with _progress(progress, "layer sensitivity", len(nodes)) as advance:
+            sens = layer_sensitivity(fp32_path, ranges, nodes, small, ref[:len(small)], tmp, advance)
+        res.sensitivity = dict(sorted(sens.items(), key=lambda kv: -kv[1]))
+        order = list(res.sensitivity)
+        for k in range(1, limit + 1):
+            excluded = order[:k]
+            cand = tmp / f"excl_{k}.onnx"
+            quantize_onnx(fp32_path, cand, ranges, nodes_to_exclude=excluded)
+            acc = score(run_model(ort_session(cand), ev.data), ev, ref)
+            drop = fp32 - acc
+            res.steps.append({"excluded": k, "layer": excluded[-1], metric: acc,
+                              "drop": round(drop, 4)})
+            log(f"  float {excluded[-1]}: INT8 {metric} {acc:.2f}% (drop {drop:.2f} pt)")
+            if drop < best[0]:
+                best = (drop, excluded)
+            if drop <= budget:
+                os.replace(cand, _unlinked(int8_path))
+                res.int8, res.drop, res.excluded = acc, round(drop, 4), excluded
+                return res
+    raise CalibrationError(
+        f"accuracy budget {budget:g} pt cannot be met: the best INT8 model drops "
+        f"{best[0]:.2f} pt of {metric} (plain PTQ {fp32 - plain:.2f} pt) with "
+        f"{len(best[1])} of {len(nodes)} layers left in float (the limit is {limit}); "
+        f"try --calib-method entropy or percentile, more calibration samples, or a larger budget")
+
+
+def _unlinked(p: Path) -> Path:
+    if p.exists():
+        p.unlink()
+    return p

@@ -1,0 +1,58 @@
+"""Activation ranges cached in the bundle as ``calibration.<method>.json``.
+
+The key is everything the ranges depend on: the fp32 model (sha256 of model.onnx), the
+calibration set (sha256 of its float32 data), the method and the preprocessing. A rerun
+with the same key reuses the ranges; any change recalibrates. Stdlib + numpy only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn.quantize.ranges import ActivationRanges
+
+CACHE_FORMAT = "edgecnn-calibration-v1"
+
+
+def cache_name(method: str) -> str:
+    return f"calibration.{method}.json"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    model_sha256: str
+    calibration_sha256: str
+    method: str
+    preprocess_sha256: str
+
+    @classmethod
+    def make(cls, model_sha256: str, calibration_sha256: str, method: str, preprocess) -> "CacheKey":
+        pre = preprocess if isinstance(preprocess, dict) else dataclasses.asdict(preprocess)
+        pre_hash = hashlib.sha256(json.dumps(pre, sort_keys=True).encode()).hexdigest()
+        return cls(model_sha256, calibration_sha256, method, pre_hash)
+
+
+def load_cached(path: Path, key: CacheKey) -> ActivationRanges | None:
+    """The cached ranges when ``path`` holds ranges for exactly ``key``; else None."""
+    if not path.is_file():
+        return None
+    try:
+        d: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("format") != CACHE_FORMAT or d.get("key") != dataclasses.asdict(key):
+            return None
+        return ActivationRanges.from_dict(d["ranges"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None  # a damaged cache is recomputed, never trusted
+
+
+def save_cache(path: Path, key: CacheKey, ranges: ActivationRanges, extra: dict | None = None) -> None:
+    payload = {"format": CACHE_FORMAT, "key": dataclasses.asdict(key), "ranges": ranges.to_dict(),
+               **(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,144 @@
+"""INT8: an explicit-precision Q/DQ ONNX model that TensorRT (10.x, 11.x strongly typed)
+and ONNX Runtime both run.
+
+What TensorRT needs, and ONNX Runtime's ``quantize_static`` defaults do not give
+(uint8 activations with non-zero zero points, int32 bias DequantizeLinear):
+per-channel symmetric int8 weights, per-tensor symmetric int8 activations, every zero
+point 0, bias left in float, Q/DQ only around Conv / Gemm / MatMul.
+
+Activation ranges come from :mod:`edgecnn.quantize.ranges` (our own calibrators) and
+reach ``quantize_static`` through its calibration-cache file, so ONNX Runtime's own
+calibrators never run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgecnn._lazy import require
+from edgecnn.errors import ExportError, MissingDependencyError
+from edgecnn.quantize.ranges import QUANT_OPS, ActivationRanges
+
+INT8_FILE = "model.int8.onnx"
+PARITY_SAMPLES = 64
+
+
+def quantize_options() -> dict:
+    """The quantize_static arguments TensorRT accepts (recorded in the manifest)."""
+    return {"quant_format": "QDQ", "per_channel": True, "activation_type": "QInt8",
+            "weight_type": "QInt8", "op_types_to_quantize": list(QUANT_OPS),
+            "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True,
+                              "QuantizeBias": False,
+                              "OpTypesToExcludeOutputQuantization": list(QUANT_OPS)}}
+
+
+def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                  ranges: ActivationRanges, nodes_to_exclude: Sequence[str] = (),
+                  nodes_to_quantize: Sequence[str] = ()) -> None:
+    """Write the Q/DQ model of ``fp32_path`` with ``ranges`` to ``out_path``."""
+    require("onnx", "quantize", "quantize to INT8")
+    q = require("onnxruntime.quantization", "quantize", "quantize to INT8")
+    from onnxruntime.quantization.calibrate import (CalibrationMethod, TensorData, TensorsData,
+                                                    save_tensors_data)
+
+    if "calibration_cache_path" not in inspect.signature(q.quantize_static).parameters:
+        raise MissingDependencyError(
+            "this onnxruntime's quantize_static cannot take precomputed ranges "
+            "(calibration_cache_path); install a newer one: pip install -U 'edgecnn[quantize]'")
+    data = {}
+    for name, amax in ranges.amax.items():
+        a = np.float32(amax)
+        data[name] = TensorData(lowest=np.array(-a, np.float32), highest=np.array(a, np.float32))
+    logger = _quiet_ort_logging()
+    with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
+        cache = Path(tmp) / "ranges.json"
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
+        tmp_out = Path(tmp) / "model.int8.onnx"
+        try:
+            q.quantize_static(
+                str(fp32_path), str(tmp_out), calibration_data_reader=None,
+                quant_format=q.QuantFormat.QDQ, op_types_to_quantize=list(QUANT_OPS),
+                per_channel=True, reduce_range=False, activation_type=q.QuantType.QInt8,
+                weight_type=q.QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude),
+                nodes_to_quantize=list(nodes_to_quantize),
+                calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                extra_options=quantize_options()["extra_options"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ExportError(f"INT8 quantization of {Path(fp32_path).name} failed: {exc}") from exc
+        finally:
+            logger.setLevel(logger._edgecnn_level)  # type: ignore[attr-defined]
+        os.replace(tmp_out, _fresh(Path(out_path)))
+
+
+def _fresh(path: Path) -> Path:
+    """Unlink ``path`` first: staging folders hold hard links to the previous bundle's files,
+    and writing through one would change the old bundle in place."""
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    return path
+
+
+def _quiet_ort_logging():
+    import logging
+
+    logger = logging.getLogger()
+    logger._edgecnn_level = logger.level  # type: ignore[attr-defined]
+    logger.setLevel(max(logger.level, logging.ERROR))  # "consider pre-processing" noise
+    return logger
+
+
+def quantizable_nodes(model_path: str | os.PathLike) -> list[str]:
+    """Names of the Conv / Gemm / MatMul nodes (those the quantizer wraps in Q/DQ)."""
+    onnx = require("onnx", "quantize", "quantize to INT8")
+    m = onnx.load(os.fspath(model_path), load_external_data=False)
+    missing = [n.op_type for n in m.graph.node if n.op_type in QUANT_OPS and not n.name]
+    if missing:
+        raise ExportError(f"{len(missing)} {'/'.join(sorted(set(missing)))} nodes have no name; "
+                          f"INT8 layer exclusion needs named nodes (re-export with torch.onnx)")
+    return [n.name for n in m.graph.node if n.op_type in QUANT_OPS]
+
+
+def ort_session(path: str | os.PathLike, threads: int | None = None):
+    ort = require("onnxruntime", "ort", "run ONNX models")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(os.fspath(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def fixed_batch(sess) -> int | None:
+    """The model's batch size when the export fixed it (e.g. from a .pt2), else None."""
+    dim = sess.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def run_model(sess, data: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Logits for ``data``, batch by batch (padding the last batch for fixed-batch models)."""
+    name = sess.get_inputs()[0].name
+    fixed = fixed_batch(sess)
+    bs = fixed or batch_size
+    out = []
+    for i in range(0, len(data), bs):
+        x = data[i:i + bs]
+        n = len(x)
+        if fixed and n < fixed:
+            x = np.concatenate([x, np.repeat(x[-1:], fixed - n, axis=0)])
+        out.append(sess.run(None, {name: x})[0][:n])
+    return np.concatenate(out)
+
+
+def export_int8(ctx) -> "Artifact":  # noqa: F821
+    """Add ``model.int8.onnx`` to the bundle being written (see module doc)."""
+    from edgecnn.quantize.pipeline import run_int8
+
+    return run_int8(ctx)
+
+
+__all__ = ["export_int8", "quantize_onnx", "quantize_options", "quantizable_nodes"]

@@ -1,0 +1,91 @@
+"""Every zoo model quantizes to INT8 and FP16, passes the TensorRT Q/DQ rules and runs in
+onnxruntime (at its small test size, random weights, random float32 calibration inputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from edgecnn.models import create_model, list_models  # noqa: E402
+
+FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
+
+
+def _params():
+    for info in list_models():
+        marks = () if info.name in FAST else (pytest.mark.slow,)
+        yield pytest.param(info.name, marks=marks, id=info.name)
+
+
+def _well_scaled(module, chw):
+    """Random weights, but BatchNorm statistics measured on random inputs: without them some
+    random-init nets (efficientnet_b0) give logits ~1e-13, which no float16 can hold."""
+    import torch
+
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the forward passes below
+    if bns:
+        module.train()
+        with torch.no_grad():
+            module(torch.randn(16, *chw))
+    return module.eval()
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
+    import torch
+
+    from edgecnn.backends.registry import ExportContext, ExportOptions, LoadedModel
+    from edgecnn.bundle import Bundle, BundleWriter
+    from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.manifest import Manifest
+    from edgecnn.models import get_model_info
+    from edgecnn.quantize.fp16 import export_fp16
+    from edgecnn.quantize.int8 import export_int8, ort_session, run_model
+    from edgecnn.quantize.qdq_check import check_qdq
+
+    c, h, w = get_model_info(name).test_size
+    torch.manual_seed(0)
+    module = _well_scaled(create_model(name, num_classes=10, in_chans=c, img_size=h), (c, h, w))
+    pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
+    calib = tmp_path / "calib.npy"
+    x = np.random.default_rng(0).standard_normal((16, c, h, w)).astype(np.float32)
+    np.save(calib, x)
+    lm = LoadedModel(module=module, name=name, input_size=(c, h, w), preprocess=pre,
+                     labels=[str(i) for i in range(10)])
+    out = tmp_path / "bundle"
+    with BundleWriter(out, Manifest(model=name, preprocess=pre, labels=lm.labels)) as wr:
+        fp32 = wr.path_for("model.onnx")
+        export_onnx(module, (c, h, w), fp32)
+        ctx = ExportContext(model=lm, options=ExportOptions(calib=str(calib), calib_samples=16,
+                                                            calib_method="minmax", parity_samples=4),
+                            profile=None, precision="int8", writer=wr, fp32_onnx=fp32,
+                            log=lambda m: None)
+        a8 = export_int8(ctx)
+        a16 = export_fp16(ctx)
+    b = Bundle.open(out)
+    b.verify()
+    q = out / "model.int8.onnx"
+    assert check_qdq(q) == []
+    assert a8.size_bytes < (out / "model.onnx").stat().st_size
+    qm = onnx.load(str(q))
+    assert sum(n.op_type == "QuantizeLinear" for n in qm.graph.node) >= 1
+    ref = run_model(ort_session(out / "model.onnx"), x[:4])
+    got8 = run_model(ort_session(q), x[:4])
+    got16 = run_model(ort_session(out / "model.fp16.onnx"), x[:4])
+    assert got8.shape == got16.shape == ref.shape == (4, 10)
+    assert np.isfinite(got8).all() and np.isfinite(got16).all()
+    # INT8 stays an approximation of the model, not noise (random weights, 16 random
+    # calibration inputs: a loose bound; accuracy on real data is benchmarks/quantization.py)
+    cos = (ref * got8).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got8, axis=1) + 1e-12)
+    assert cos.min() > 0.5, f"INT8 cosine vs fp32 {cos.min():.3f}"
+    assert a16.details["parity"]["cosine"] > 0.999

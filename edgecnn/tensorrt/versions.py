@@ -1,0 +1,126 @@
+"""TensorRT versions and what each major version needs from the builder. Pure, stdlib only.
+
+TensorRT 10.x (JetPack 6.1+/6.2 on Orin: 10.3; JetPack 7 on Thor: 10.13+) still has weak typing;
+precision is taken from the graph only when the network is created with
+``NetworkDefinitionCreationFlag.STRONGLY_TYPED``. TensorRT 11.x removed weak typing, the
+FP16/INT8 ``BuilderFlag``s, the INT8 calibrators and ``EXPLICIT_BATCH``: every network is strongly
+typed. Explicit batch is the default since 10.0. See docs/tensorrt.md for the sources.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from edgecnn.errors import BackendUnavailableError, ProfileError
+
+SUPPORTED_MAJORS = (10, 11)
+_VERSION_RE = re.compile(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?")
+
+
+@dataclass(frozen=True, order=True)
+class TrtVersion:
+    major: int
+    minor: int = 0
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "TrtVersion":
+        """'10.3', '10.3.0.30', '11' or '10.13.3.9+cuda13.0' -> TrtVersion."""
+        m = _VERSION_RE.match(str(text))
+        if not m:
+            raise ProfileError(f"TensorRT version {text!r} is not a version like '10.3' or '11.0'")
+        return cls(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}" if self.patch else f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True)
+class BuildStrategy:
+    """How to drive the builder for one TensorRT version (pure data; tests check it here)."""
+
+    version: TrtVersion
+    network_flags: tuple[str, ...]  # NetworkDefinitionCreationFlag member names to set
+    strongly_typed: bool  # precision comes from the graph (always true here)
+    precision_builder_flags: bool  # may BuilderFlag.FP16/INT8 be set? (never: weak typing)
+    dla_supported: bool  # may this version target the DLA at all (device still decides)
+    notes: str
+
+
+def build_strategy(version: str | TrtVersion) -> BuildStrategy:
+    """The strategy for ``version``; refuses majors this project does not build with."""
+    v = version if isinstance(version, TrtVersion) else TrtVersion.parse(version)
+    if v.major < 10:
+        raise BackendUnavailableError(
+            f"TensorRT {v} is too old: edgecnn builds strongly typed networks, which need TensorRT "
+            f"10.x or 11.x (on Jetson Orin: JetPack 6.1 or later ships TensorRT 10.3)")
+    if v.major == 10:
+        return BuildStrategy(v, ("STRONGLY_TYPED",), True, False, True,
+                             "10.x: pass NetworkDefinitionCreationFlag.STRONGLY_TYPED; explicit batch "
+                             "is the default; never set BuilderFlag.FP16/INT8")
+    if v.major == 11:
+        # 11.x: strongly typed is the only mode; the flag is not needed (and may be gone).
+        # DLA: no source we could check documents DLA for 11.x on Orin, and Thor has no DLA.
+        return BuildStrategy(v, (), True, False, False,
+                             "11.x: every network is strongly typed; FP16/INT8 builder flags, INT8 "
+                             "calibrators and EXPLICIT_BATCH were removed")
+    raise BackendUnavailableError(
+        f"TensorRT {v} is newer than this edgecnn knows ({'/'.join(map(str, SUPPORTED_MAJORS))}.x); "
+        f"upgrade edgecnn")
+
+
+def network_flags(version: str | TrtVersion, flag_bits: Mapping[str, int]) -> int:
+    """The ``create_network`` bitmask: ``flag_bits`` maps member name -> int(enum member).
+
+    On the device: ``{m: int(getattr(trt.NetworkDefinitionCreationFlag, m)) for m in names}``;
+    a name missing from the installed enum is skipped for 11.x (strongly typed by default) and an
+    error for 10.x (there it is the only way to get a strongly typed network).
+    """
+    strategy = build_strategy(version)
+    flags = 0
+    for name in strategy.network_flags:
+        if name not in flag_bits:
+            raise BackendUnavailableError(
+                f"this TensorRT {strategy.version} has no NetworkDefinitionCreationFlag.{name}; "
+                f"strongly typed builds need TensorRT 10.0 or later")
+        flags |= 1 << int(flag_bits[name])
+    return flags
+
+
+def in_range(v: TrtVersion, lo: str | None, hi: str | None) -> bool:
+    """``lo <= v <= hi`` comparing major.minor (hi '11.99' means any 11.x)."""
+    key = (v.major, v.minor)
+    if lo is not None and key < (TrtVersion.parse(lo).major, TrtVersion.parse(lo).minor):
+        return False
+    if hi is not None and key > (TrtVersion.parse(hi).major, TrtVersion.parse(hi).minor):
+        return False
+    return True
+
+
+def import_tensorrt(purpose: str):
+    """Import TensorRT or raise BackendUnavailableError saying where and how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module("tensorrt")
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"TensorRT is not installed here ({exc}); {purpose} must happen on the device that runs "
+            f"the engine (NVIDIA GPU or Jetson): pip install 'edgecnn[tensorrt]' there (on Jetson, "
+            f"TensorRT ships with JetPack 6.1+; use a venv with --system-site-packages)") from exc
+
+
+def import_cudart(purpose: str):
+    """cuda-python's runtime bindings (cuda.bindings.runtime; older releases: cuda.cudart)."""
+    import importlib
+
+    for name in ("cuda.bindings.runtime", "cuda.cudart"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise BackendUnavailableError(
+        f"cuda-python is not installed here; {purpose} needs it on the device: "
+        f"pip install 'edgecnn[tensorrt]'")

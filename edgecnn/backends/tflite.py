@@ -1,0 +1,556 @@
+"""TFLite / LiteRT backend: the PyTorch module -> model.{fp32,fp16,int8}.tflite with litert-torch.
+
+litert-torch converts the ``nn.Module`` itself (torch.export -> MLIR -> flatbuffer), without
+TensorFlow, so this backend does not read model.onnx.
+
+- fp32: ``litert_torch.convert``.
+- fp16: the fp32 flatbuffer with its weights cast to float16 by ai-edge-quantizer's
+  FLOAT_CASTING recipe (half the size; kernels dequantize weights or run fp16 where the CPU can).
+- int8: full-integer static quantisation through litert-torch's PT2E quantizer (per-channel
+  symmetric int8 weights, per-tensor int8 activations), calibrated on the same calibration set
+  as the ONNX INT8 path (``edgecnn.quantize.calibration``). The activation observer is
+  ``minmax`` or ``histogram``; with ``--eval`` data both are measured and the better one kept.
+
+I/O of int8 models: litert-torch 0.10 folds the boundary quantize/dequantize into the graph's
+input and output tensors (its ConvertToTFLConfig has no I/O-type switch), so a full-integer
+model takes int8 input and gives int8 output (float output when the classifier is left in
+float) whatever ``int8_io`` says; ``int8_io`` is recorded, and the TensorSpecs carry dtype,
+scale and zero point, from which the edgecnn runtime quantises and dequantises.
+
+Mobile runtimes want NHWC, so by default the module is wrapped with an NHWC->NCHW permute and
+the .tflite input is NHWC (``layout="NCHW"`` keeps NCHW). Every artifact is run through the
+edgecnn runtime at export: parity against PyTorch and, with ``--eval``, top-1 against fp32.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._lazy import require
+from edgecnn.backends.registry import Backend, ExportContext, ExportOptions, register_backend
+from edgecnn.errors import CalibrationError, ExportError, ProfileError
+from edgecnn.manifest import LAYOUTS, Artifact, QuantParams, TensorSpec
+
+OBSERVERS = ("minmax", "histogram")
+# --calib-method (shared with the ONNX INT8 path) -> the PT2E activation observer
+CALIB_METHOD_OBSERVER = {"minmax": "minmax", "entropy": "histogram", "percentile": "histogram"}
+MAX_FLOAT_LAYERS = 6  # layers the accuracy budget may leave in float before giving up
+
+
+def resolve_layout(options: ExportOptions, profile) -> str:
+    layout = (options.layout or getattr(profile, "layout", None) or "NHWC").upper()
+    if layout not in LAYOUTS:
+        raise ExportError(f"layout {options.layout or profile.layout!r} is not supported by the "
+                          f"tflite target; choose one of {list(LAYOUTS)} (NHWC is what mobile "
+                          f"runtimes expect)")
+    return layout
+
+
+@register_backend
+class TFLiteBackend(Backend):
+    name = "tflite"
+    aliases = ("tflite", "litert")
+    precisions = ("fp32", "fp16", "int8")
+
+    def check(self, options: ExportOptions, profile) -> None:
+        precision = options.precision or getattr(profile, "precision", None) or "fp32"
+        if precision not in self.precisions:
+            raise ProfileError(f"the tflite target supports {list(self.precisions)}, "
+                               f"not {precision!r}")
+        resolve_layout(options, profile)
+        if precision == "int8" and not options.calib:
+            raise CalibrationError("tflite int8 needs calibration data: pass --calib (an image "
+                                   "folder, fashion-mnist:train, a .npy/.npz or a "
+                                   "calibration/*.toml recipe)")
+        if options.calib_method not in CALIB_METHOD_OBSERVER:
+            raise CalibrationError(f"calib_method {options.calib_method!r} is unknown; choose "
+                                   f"one of {sorted(CALIB_METHOD_OBSERVER)}")
+        if options.max_accuracy_drop is not None:
+            if options.max_accuracy_drop < 0:
+                raise CalibrationError("max_accuracy_drop must be >= 0 (points of top-1)")
+            if not options.eval:
+                raise CalibrationError("max_accuracy_drop needs labelled held-out data: pass "
+                                       "--eval (e.g. fashion-mnist:test or an image folder)")
+        if options.int8_io and precision != "int8":
+            raise ExportError("int8_io applies to int8 exports only; drop it or use "
+                              "--precision int8")
+
+    def export(self, ctx: ExportContext) -> list[Artifact]:
+        require("litert_torch", "tflite", "convert models to TFLite")
+        layout = resolve_layout(ctx.options, ctx.profile)
+        file = f"model.{ctx.precision}.tflite"
+        path = ctx.writer.path_for(file)
+        t0 = time.perf_counter()
+        with _peak_rss() as mem:
+            if ctx.precision == "int8":
+                details = _export_int8(ctx, layout, path)
+            else:
+                details = {}
+                convert_float(ctx.model.module, ctx.model.input_size, layout, path)
+                if ctx.precision == "fp16":
+                    cast_fp16(path, path)
+                    details["fp16"] = "weights stored as float16 (ai-edge-quantizer FLOAT_CASTING)"
+        details.update(conversion_seconds=round(time.perf_counter() - t0, 3),
+                       conversion_peak_rss_mb=mem.peak_mb, layout=layout,
+                       converter=_versions())
+        inputs, outputs, batch = tensor_specs(path, layout)
+        details["tflite_batch"] = batch  # traced batch; the runtime resizes or loops over it
+        artifact = ctx.writer.add_artifact(file, "tflite", ctx.precision, inputs, outputs, details)
+        _check_artifact(ctx, artifact, path)  # adds details["parity"] to the manifest entry
+        ctx.log(f"tflite {ctx.precision}: {file} ({artifact.size_bytes / 1e6:.2f} MB, "
+                f"{details['conversion_seconds']:.1f} s) parity {artifact.details['parity']['summary']}")
+        return [artifact]
+
+
+# -- conversion ---------------------------------------------------------------------------
+
+def _nhwc(module, layout: str):
+    """Wrap ``module`` so the converted graph takes ``layout``; the permute is folded into the
+    first op by the converter (TFLite convolutions are NHWC natively)."""
+    import torch
+
+    if layout == "NCHW":
+        return module
+
+    class NHWCInput(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x.permute(0, 3, 1, 2))
+
+    return NHWCInput(module).eval()
+
+
+def _sample(input_size, layout: str, batch: int = 1):
+    import torch
+
+    c, h, w = input_size
+    shape = (batch, h, w, c) if layout == "NHWC" else (batch, c, h, w)
+    return torch.zeros(shape, dtype=torch.float32)
+
+
+def convert_float(module, input_size, layout: str, path: Path) -> None:
+    """fp32 .tflite of ``module`` at batch 1 (litert-torch 0.10 cannot lower a dynamic batch
+    through flatten/reshape; the runtime resizes or loops instead)."""
+    litert_torch = require("litert_torch", "tflite", "convert models to TFLite")
+    wrapped = _nhwc(module.eval(), layout)
+    example = _sample(input_size, layout)
+    try:
+        with _quiet():
+            edge = litert_torch.convert(wrapped, (example,))
+            edge.export(str(path))
+    except Exception as exc:  # torch.export / lowering / MLIR errors have many types
+        raise conversion_error(exc, wrapped, example, "fp32") from exc
+
+
+def cast_fp16(src: Path, dst: Path) -> None:
+    aeq = require("ai_edge_quantizer", "tflite", "make fp16 TFLite models")
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    qt = aeq.Quantizer(bytearray(Path(src).read_bytes()))
+    qt.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                              num_bits=16,
+                              algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    try:
+        result = qt.quantize(enable_progress_report=False)
+    except Exception as exc:
+        raise ExportError(f"fp16 weight casting of the TFLite model failed: {_first_line(exc)}") from exc
+    Path(dst).write_bytes(bytes(result.quantized_model))
+
+
+def _quantizer(observer: str, float_layers: tuple[str, ...]):
+    """litert-torch's PT2E quantizer that leaves ``float_layers`` (module paths) in float.
+
+    ``PT2EQuantizer.set_module_name(name, None)`` asserts ("not supported yet") and its name
+    filter expects the old ``L__self___a_b`` stack keys, so skipping is done with a filter on
+    the module paths that torch.export records in ``nn_module_stack``.
+    """
+    require("litert_torch", "tflite", "quantize TFLite models")
+    import dataclasses as dc
+
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    config = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    if observer == "minmax":  # the library default is HistogramObserver
+        act = dc.replace(config.input_activation,
+                         observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2 ** -12))
+        config = dc.replace(config, input_activation=act, output_activation=act)
+    elif observer != "histogram":
+        raise CalibrationError(f"observer {observer!r} is unknown; choose one of {list(OBSERVERS)}")
+
+    class Quantizer(pq.PT2EQuantizer):
+        def _annotate_for_static_quantization_config(self, model):
+            def keep(node) -> bool:
+                paths = [v[0] for v in node.meta.get("nn_module_stack", {}).values()]
+                return not any(p == s or p.startswith(s + ".") for p in paths for s in float_layers)
+            self._annotate_all_static_patterns(model, self.global_config, keep)
+            return model
+
+    return Quantizer().set_global(config)
+
+
+def convert_int8(module, input_size, layout: str, calib: np.ndarray, path: Path,
+                 observer: str = "minmax", float_layers: tuple[str, ...] = (),
+                 batch_size: int = 32) -> None:
+    """Full-integer .tflite: PT2E prepare -> calibrate on ``calib`` (NCHW) -> convert."""
+    import torch
+    litert_torch = require("litert_torch", "tflite", "quantize TFLite models")
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    wrapped = _nhwc(module.eval(), layout)
+    full = [f"model.{n}" if layout == "NHWC" else n for n in float_layers]
+    quantizer = _quantizer(observer, tuple(full))
+    try:
+        # a dynamic batch for calibration only, so calibration runs in batches
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        graph = torch.export.export(wrapped, (_sample(input_size, layout, 2),),
+                                    dynamic_shapes=({0: batch},)).module()
+    except Exception:  # a model that specialises the batch: calibrate one image at a time
+        try:
+            graph = torch.export.export(wrapped, (_sample(input_size, layout),)).module()
+        except Exception as exc:
+            raise conversion_error(exc, wrapped, _sample(input_size, layout), "int8") from exc
+        batch_size = 1
+    try:
+        prepared = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for start in range(0, len(calib), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(calib[start:start + batch_size]))
+                prepared(x.permute(0, 2, 3, 1) if layout == "NHWC" else x)
+        converted = move_exported_model_to_eval(convert_pt2e(prepared, fold_quantize=False))
+        with _quiet():
+            edge = litert_torch.convert(converted, (_sample(input_size, layout),),
+                                        quant_config=QuantConfig(pt2e_quantizer=quantizer))
+            edge.export(str(path))
+    except Exception as exc:
+        raise conversion_error(exc, wrapped, _sample(input_size, layout), "int8") from exc
+
+
+# -- INT8 with observer choice and the accuracy budget --------------------------------------
+
+@dataclass
+class _Trial:
+    observer: str
+    float_layers: tuple[str, ...]
+    top1: float | None = None
+    parity_cosine: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"observer": self.observer, "float_layers": list(self.float_layers),
+                "top1": None if self.top1 is None else round(self.top1, 4),
+                "parity_cosine": self.parity_cosine, "seconds": round(self.seconds, 2)}
+
+
+@dataclass
+class _Eval:
+    dataset: Any
+    fp32_top1: float
+    trials: list[_Trial] = field(default_factory=list)
+
+
+def _export_int8(ctx: ExportContext, layout: str, path: Path) -> dict[str, Any]:
+    from edgecnn.quantize.calibration import load_calibration
+
+    opts, model = ctx.options, ctx.model
+    calib = load_calibration(opts.calib, model.preprocess, model.input_size,
+                             samples=opts.calib_samples, seed=opts.seed)
+    ctx.log(f"tflite int8: calibrating on {calib.count} samples from {calib.spec}")
+    ev = _fp32_eval(ctx) if opts.eval else None
+    scratch = path.with_name(path.name + ".trial")
+
+    def trial(observer: str, float_layers: tuple[str, ...]) -> _Trial:
+        t = _Trial(observer, float_layers)
+        t0 = time.perf_counter()
+        convert_int8(model.module, model.input_size, layout, calib.data, scratch, observer,
+                     float_layers)
+        if ev is not None:
+            t.top1 = _tflite_eval(ctx, scratch, layout, ev.dataset)
+        else:  # no labels: agreement with fp32 on the calibration inputs
+            t.parity_cosine = _calib_cosine(ctx, scratch, layout, calib.data)
+        t.seconds = time.perf_counter() - t0
+        if ev is not None:
+            ev.trials.append(t)
+        scratch.replace(path.with_name(f"{path.name}.{observer}.{len(float_layers)}"))
+        return t
+
+    # observer: measured on labelled data when given, else the one --calib-method names
+    if ev is not None:
+        trials = [trial(o, ()) for o in OBSERVERS]
+        best = max(trials, key=lambda t: t.top1)
+        choice = f"measured: top-1 {', '.join(f'{t.observer} {t.top1:.2f}' for t in trials)}"
+    else:
+        best = trial(CALIB_METHOD_OBSERVER[opts.calib_method], ())
+        choice = f"from calib_method={opts.calib_method} (no --eval data to measure)"
+
+    budget = opts.max_accuracy_drop
+    if ev is not None and budget is not None and ev.fp32_top1 - best.top1 > budget:
+        for layers in _float_layer_candidates(model.module):
+            t = trial(best.observer, layers)
+            ctx.log(f"tflite int8: {len(layers)} layer(s) in float -> top-1 {t.top1:.2f} "
+                    f"(fp32 {ev.fp32_top1:.2f})")
+            if t.top1 > best.top1 or (ev.fp32_top1 - t.top1 <= budget):
+                best = t
+            if ev.fp32_top1 - best.top1 <= budget:
+                break
+    chosen = path.with_name(f"{path.name}.{best.observer}.{len(best.float_layers)}")
+    chosen.replace(path)
+    for leftover in path.parent.glob(path.name + ".*"):
+        leftover.unlink()
+
+    details: dict[str, Any] = {
+        "quantization": "full-integer static (PT2E): int8 per-channel symmetric weights, "
+                        "int8 per-tensor activations",
+        "observer": best.observer, "observer_choice": choice,
+        "float_layers": list(best.float_layers),
+        "calibration": calib.describe(),
+        "int8_io_requested": bool(opts.int8_io),
+    }
+    if ev is not None:
+        drop = ev.fp32_top1 - best.top1
+        details["accuracy"] = {"spec": opts.eval, "n": len(ev.dataset),
+                               "fp32_top1": round(ev.fp32_top1, 4), "top1": round(best.top1, 4),
+                               "top1_drop": round(drop, 4), "max_accuracy_drop": budget,
+                               "trials": [t.to_dict() for t in ev.trials]}
+        if budget is not None and drop > budget:
+            raise CalibrationError(
+                f"tflite int8 loses {drop:.2f} points of top-1 on {opts.eval} "
+                f"({best.top1:.2f} vs fp32 {ev.fp32_top1:.2f}), over the budget of {budget}, even "
+                f"with {len(best.float_layers)} layer(s) left in float "
+                f"({', '.join(best.float_layers) or 'none'}); raise --max-accuracy-drop, calibrate "
+                f"on more representative data, or ship fp16")
+    return details
+
+
+def _float_layer_candidates(module) -> list[tuple[str, ...]]:
+    """Growing sets of conv/linear layers to leave in float: the ends first (the first conv
+    sees raw pixels, the classifier's logits are what top-1 reads), then inwards."""
+    import torch
+
+    names = [n for n, m in module.named_modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    order: list[str] = []
+    lo, hi = 0, len(names) - 1
+    while lo <= hi and len(order) < MAX_FLOAT_LAYERS:
+        order.append(names[hi])
+        if lo < hi and len(order) < MAX_FLOAT_LAYERS:
+            order.append(names[lo])
+        lo, hi = lo + 1, hi - 1
+    return [tuple(order[:k]) for k in range(1, len(order) + 1)]
+
+
+def _fp32_eval(ctx: ExportContext) -> _Eval:
+    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.export.parity import torch_outputs
+
+    dataset = load_dataset(ctx.options.eval)
+    res = evaluate(lambda x: torch_outputs(ctx.model.module, [x]), dataset, ctx.model.preprocess,
+                   progress=False)
+    return _Eval(dataset, res.top1)
+
+
+def _session(ctx: ExportContext, path: Path, layout: str):
+    from edgecnn.runtime.litert import LiteRTSession
+
+    inputs, outputs, _ = tensor_specs(path, layout)
+    art = Artifact(file=path.name if path.suffix == ".tflite" else "model.tflite", sha256="0" * 64,
+                   backend="tflite", precision=ctx.precision, inputs=inputs, outputs=outputs)
+    return LiteRTSession(ctx.writer.manifest, art, str(path), threads=ctx.options.threads)
+
+
+def _tflite_eval(ctx: ExportContext, path: Path, layout: str, dataset) -> float:
+    from edgecnn.bench.accuracy import evaluate
+
+    with _session(ctx, path, layout) as s:
+        return evaluate(s.run, dataset, ctx.model.preprocess, progress=False).top1
+
+
+def _calib_cosine(ctx: ExportContext, path: Path, layout: str, data: np.ndarray) -> float:
+    from edgecnn.export.parity import compare_outputs, torch_outputs
+
+    x = data[: max(1, ctx.options.parity_samples)]
+    with _session(ctx, path, layout) as s:
+        return compare_outputs(torch_outputs(ctx.model.module, [x]), s.run(x)).cosine
+
+
+# -- manifest specs and the export-time check ---------------------------------------------
+
+def tensor_specs(path: Path, layout: str) -> tuple[list[TensorSpec], list[TensorSpec], int]:
+    """TensorSpecs read from the flatbuffer itself (dtype and quantisation as converted)."""
+    from edgecnn.runtime.litert import interpreter_class
+
+    interp = interpreter_class()(model_path=str(path))
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+
+    def spec(d: dict, image: bool) -> TensorSpec:
+        shape = [int(s) for s in d["shape"]]
+        batch = shape[0]
+        shape[0] = -1  # any batch: the runtime resizes the input or loops over the batch
+        dtype = np.dtype(d["dtype"]).name
+        scale, zero = d["quantization"]
+        quant = QuantParams(float(scale), int(zero)) if dtype in ("int8", "uint8") and scale else None
+        return TensorSpec(name=d["name"], shape=shape, dtype=dtype,
+                          layout=layout if image else None, quant=quant), batch
+
+    in_specs = [spec(d, True) for d in ins]
+    out_specs = [spec(d, False) for d in outs]
+    return [s for s, _ in in_specs], [s for s, _ in out_specs], in_specs[0][1]
+
+
+def _check_artifact(ctx: ExportContext, artifact: Artifact, path: Path) -> None:
+    """Run the artifact through the edgecnn runtime: parity vs PyTorch, stored in details."""
+    from edgecnn.export.parity import (TOLERANCES, compare_outputs, parity_batches,
+                                       random_inputs, torch_outputs)
+    from edgecnn.runtime.litert import LiteRTSession
+
+    opts = ctx.options
+    if ctx.precision == "int8":  # random normal inputs saturate calibrated int8 ranges
+        from edgecnn.quantize.calibration import load_calibration
+
+        calib = load_calibration(opts.calib, ctx.model.preprocess, ctx.model.input_size,
+                                 samples=opts.calib_samples, seed=opts.seed)
+        sizes = [min(max(1, opts.parity_samples), calib.count)]
+        batches = [calib.data[: sizes[0]]]
+        source = f"first {sizes[0]} calibration samples"
+    else:
+        sizes = parity_batches(opts.parity_samples)
+        batches = random_inputs(sizes, ctx.model.input_size, opts.seed)
+        source = "seeded standard-normal inputs"
+    ref = torch_outputs(ctx.model.module, batches)
+    with LiteRTSession(ctx.writer.manifest, artifact, str(path), threads=opts.threads) as s:
+        try:
+            got = np.concatenate([s.run(b) for b in batches])
+        except Exception as exc:
+            raise ExportError(f"{artifact.file} was written but does not run in LiteRT: "
+                              f"{_first_line(exc)}") from exc
+    report = compare_outputs(ref, got, batch_sizes=sizes)
+    artifact.details["parity"] = dict(report.to_dict(), inputs=source, summary=report.summary())
+    tol = TOLERANCES[ctx.precision]
+    if ctx.precision == "int8":
+        # int8 is gated by the accuracy budget on labelled data; parity is reported only
+        artifact.details["parity"]["passed"] = report.passed(tol)
+        if not report.passed(tol):
+            ctx.log(f"warning: tflite int8 parity outside {tol}: {report.summary()}")
+    else:
+        report.check(tol, artifact.file)  # ParityError outside the tolerance
+        artifact.details["parity"]["tolerance"] = report.tolerance
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def conversion_error(exc: BaseException, module, example, precision: str) -> ExportError:
+    """An ExportError naming the op and the model part (module path) the converter stopped at.
+
+    litert-torch reports the failing FX node ("While executing %_unique2 ... target=
+    torch.ops.aten._unique2.default"); the node's ``nn_module_stack`` in a fresh torch.export
+    of the same module names the layer it came from.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    op = _offending_op(text)
+    node = re.search(r"While executing %(\w+)", text)
+    part = _module_of(module, example, node.group(1) if node else None, op)
+    where = f" in layer '{part}'" if part else ""
+    what = f" (op {op})" if op else ""
+    return ExportError(
+        f"litert-torch cannot convert the model to TFLite {precision}{where}{what}: "
+        f"{_first_line(exc)}; replace that layer with TFLite-supported ops, or export with "
+        f"--target onnx")
+
+
+def _offending_op(text: str) -> str | None:
+    m = (re.search(r"target=torch\.ops\.([\w.]+)", text)
+         or re.search(r"Lowering not found: ([\w.]+)", text)
+         or re.search(r"failed to legalize operation '([\w.]+)'", text))
+    return m.group(1) if m else None
+
+
+def _module_of(module, example, node_name: str | None, op: str | None) -> str | None:
+    """Module path of the FX node ``node_name`` (or the first node calling ``op``); best effort."""
+    if node_name is None and op is None:
+        return None
+    try:
+        import torch
+
+        with _quiet():
+            ep = torch.export.export(module, (example,))
+            try:
+                ep = ep.run_decompositions()
+            except Exception:  # keep the undecomposed graph
+                pass
+        for n in ep.graph.nodes:
+            if n.op != "call_function":
+                continue
+            if n.name == node_name or (op and str(n.target).endswith(op)):
+                stack = n.meta.get("nn_module_stack") or {}
+                if stack:
+                    path = list(stack.values())[-1][0]
+                    return path.removeprefix("model.") if path != "model" else None
+    except Exception:  # the error message is still useful without the layer name
+        return None
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    for line in str(exc).strip().splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return type(exc).__name__
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("litert-torch", "ai-edge-litert", "litert-converter", "ai-edge-quantizer"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class _quiet:
+    """Silence litert-torch's rich progress lines while converting (edgecnn logs its own)."""
+
+    def __enter__(self):
+        try:
+            from litert_torch import progress
+
+            self._console, self._was = progress.console, progress.console.quiet
+            self._console.quiet = True
+        except (ImportError, AttributeError):
+            self._console = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._console is not None:
+            self._console.quiet = self._was
+
+
+class _peak_rss:
+    """Peak resident memory of this process while the block runs (ru_maxrss is a high-water
+    mark for the whole process, so this is an upper bound when an earlier peak was higher)."""
+
+    def __enter__(self):
+        self.peak_mb: float | None = None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            import resource
+
+            self.peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        except (ImportError, OSError):
+            self.peak_mb = None

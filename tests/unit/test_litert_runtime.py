@@ -1,0 +1,143 @@
+"""LiteRTSession on real .tflite files (converted once per module with litert-torch)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import BackendUnavailableError, ChecksumError, InputError
+from edgecnn.manifest import Artifact, Manifest, Preprocess, TensorSpec
+
+pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgecnn[litert]')")
+
+from edgecnn.runtime.litert import LiteRTSession, check_tflite_file, litert_provider  # noqa: E402
+
+pytestmark = pytest.mark.tflite
+
+
+def test_provider_is_litert_and_found_without_importing_it():
+    assert litert_provider() == "ai_edge_litert.interpreter"
+
+
+def test_quantize_and_dequantize_use_the_tensor_parameters():
+    detail = {"dtype": np.int8, "quantization": (0.5, -3)}
+    x = np.array([-100.0, -1.0, 0.0, 0.26, 10.0, 100.0], np.float32)
+    q = LiteRTSession._quantize(x, detail)
+    assert q.dtype == np.int8
+    assert q.tolist() == [-128, -5, -3, -2, 17, 127]  # round(x/0.5) - 3, clipped to int8
+    back = LiteRTSession._dequantize(q, detail)
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, [-62.5, -1.0, 0.0, 0.5, 10.0, 65.0])
+    u8 = {"dtype": np.uint8, "quantization": (1 / 255, 0)}
+    assert LiteRTSession._quantize(np.array([0.0, 1.0, 2.0], np.float32), u8).tolist() == [0, 255, 255]
+    f32 = {"dtype": np.float32, "quantization": (0.0, 0)}
+    assert LiteRTSession._quantize(x, f32) is x
+
+
+# -- sessions on a converted model ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A conv net converted to NHWC fp32 .tflite, plus its manifest entry."""
+    pytest.importorskip("litert_torch", reason="needs litert-torch to make the test model")
+    import torch
+    import torch.nn as nn
+
+    from edgecnn.backends.tflite import convert_float, tensor_specs
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(8 * 4 * 4, 5)).eval()
+    root = tmp_path_factory.mktemp("litert")
+    path = root / "model.fp32.tflite"
+    convert_float(module, (3, 8, 8), "NHWC", path)
+    inputs, outputs, batch = tensor_specs(path, "NHWC")
+    assert batch == 1
+    art = Artifact(file=path.name, sha256="0" * 64, backend="tflite", precision="fp32",
+                   inputs=inputs, outputs=outputs)
+    man = Manifest(model="tiny", labels=[str(i) for i in range(5)],
+                   preprocess=Preprocess(size=[8, 8], channels=3), artifacts=[art])
+    return module, man, art, path
+
+
+def _ref(module, x):
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def test_nchw_input_to_nhwc_model(tiny):
+    module, man, art, path = tiny
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    with LiteRTSession(man, art, str(path), threads=2) as s:
+        assert s.input_shape == (-1, 3, 8, 8)  # the caller always speaks NCHW
+        assert s.threads == 2
+        np.testing.assert_allclose(s.run(x), _ref(module, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["auto", "loop"])
+def test_batches_on_a_batch_1_graph(tiny, mode):
+    module, man, art, path = tiny
+    x = np.random.default_rng(1).standard_normal((7, 3, 8, 8)).astype(np.float32)
+    with LiteRTSession(man, art, str(path), batch_mode=mode) as s:
+        y = s.run(x)
+        assert y.shape == (7, 5)
+        np.testing.assert_allclose(y, _ref(module, x), atol=1e-5)
+        np.testing.assert_allclose(s.run(x[:1]), y[:1], atol=1e-6)  # back to batch 1
+        if mode == "auto":  # the flatten's reshape is traced at batch 1: resizing must be refused
+            assert s._resize_ok is False
+
+
+def test_wrong_input_is_a_clear_error(tiny):
+    _, man, art, path = tiny
+    with LiteRTSession(man, art, str(path)) as s:
+        with pytest.raises(InputError, match=r"expected \(N, 3, 8, 8\)"):
+            s.run(np.zeros((1, 8, 8, 3), np.float32))  # NHWC handed in by mistake
+        with pytest.raises(InputError, match="float32"):
+            s.run(np.zeros((1, 3, 8, 8), np.float64))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_file_is_a_clear_error(tiny, tmp_path, damage):
+    _, man, art, path = tiny
+    bad = tmp_path / "model.fp32.tflite"
+    data = path.read_bytes()
+    if damage == "truncate":
+        bad.write_bytes(data[: len(data) // 3])
+    elif damage == "garbage":
+        bad.write_bytes(b"\x00" * 64 + data[64:])
+    else:
+        bad.write_bytes(b"")
+    with pytest.raises(BackendUnavailableError, match="model.fp32.tflite"):
+        LiteRTSession(man, art, str(bad))
+
+
+def test_check_tflite_file_accepts_the_real_one(tiny):
+    check_tflite_file(str(tiny[3]))
+
+
+def test_load_verifies_checksum_before_litert_sees_the_file(tiny, tmp_path):
+    from edgecnn.bundle import BundleWriter
+    import edgecnn.runtime as rt
+
+    _, man, art, path = tiny
+    fresh = Manifest(model="tiny", labels=man.labels, preprocess=man.preprocess)
+    with BundleWriter(tmp_path / "b", fresh) as w:
+        shutil.copy(path, w.path_for(art.file))
+        w.add_artifact(art.file, "tflite", "fp32", art.inputs, art.outputs)
+    with rt.load(tmp_path / "b") as s:
+        assert type(s).__name__ == "LiteRTSession"
+    f = Path(tmp_path / "b" / art.file)
+    f.write_bytes(f.read_bytes()[:-10])
+    with pytest.raises(ChecksumError):
+        rt.load(tmp_path / "b")
+    with pytest.raises(ChecksumError, match="bytes but its manifest says"):
+        rt.load(tmp_path / "b", verify=False)  # the size check needs no hashing
+    from edgecnn.runtime.litert import LiteRTSession
+
+    with pytest.raises(BackendUnavailableError):  # and LiteRT itself refuses the damaged file
+        LiteRTSession(man, art, str(f))

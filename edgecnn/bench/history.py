@@ -1,0 +1,211 @@
+"""Every benchmark run in a local SQLite database, and run-to-run comparison.
+
+The database lives at ``$XDG_DATA_HOME/edgecnn/bench.db`` (``~/.local/share/edgecnn/bench.db``)
+unless ``--db`` says otherwise. A run is stored whole (the report's JSON) plus one indexed row
+per (target, batch). Two runs are comparable when they benchmarked the same model at the
+same input size on the same machine with the same thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecnn.bench.report import BenchReport, machine_key
+from edgecnn.bench.stats import Change, compare_latency
+from edgecnn.errors import EdgeCNNError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_size TEXT NOT NULL,
+    machine_key TEXT NOT NULL,
+    data TEXT,
+    report TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    p50_ms REAL, iqr_ms REAL, mad_ms REAL, mean_ms REAL, top1 REAL,
+    PRIMARY KEY (run_id, target, batch)
+);
+CREATE INDEX IF NOT EXISTS runs_comparable ON runs (model, input_size, machine_key, id);
+"""
+
+
+class HistoryError(EdgeCNNError):
+    """A history database that cannot be opened, or a run id that is not in it."""
+
+
+def default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "share")
+    return Path(base) / "edgecnn" / "bench.db"
+
+
+class History:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else default_db_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path)
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise HistoryError(f"{self.path} was written by a newer edgecnn (schema "
+                                   f"{version}); upgrade edgecnn or pass another --db")
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.conn.commit()
+        except (sqlite3.Error, OSError) as exc:
+            raise HistoryError(f"cannot open the benchmark history {self.path}: {exc}; pass "
+                               f"another file with --db") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------
+    def store(self, report: BenchReport) -> int:
+        """Add ``report`` as a new run; sets and returns ``report.run_id``."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs (created, model, input_size, machine_key, data, report) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (report.created, report.model, _size_key(report.input_size),
+                 machine_key(report.machine), report.data, "{}"))
+            run_id = int(cur.lastrowid)
+            report.run_id = run_id
+            self.conn.execute("UPDATE runs SET report = ? WHERE id = ?",
+                              (report.to_json(), run_id))
+            for r in report.results:
+                lat = r.latency
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, r.target, r.batch, r.status, lat.p50 if lat else None,
+                     lat.iqr if lat else None, lat.mad if lat else None,
+                     lat.mean if lat else None, r.top1))
+        return run_id
+
+    # -- reading ----------------------------------------------------------------------
+    def get(self, run: int | str) -> BenchReport:
+        """A stored run by id, or 'latest'."""
+        if isinstance(run, str) and run.strip().lower() == "latest":
+            row = self.conn.execute("SELECT report FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise HistoryError(f"the benchmark history {self.path} is empty; run "
+                                   f"'edgecnn bench MODEL' first")
+            return BenchReport.from_dict(json.loads(row[0]))
+        try:
+            run_id = int(run)
+        except (TypeError, ValueError):
+            raise HistoryError(f"--compare takes a run id or 'latest', got {run!r}") from None
+        row = self.conn.execute("SELECT report FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            last = self.conn.execute("SELECT max(id) FROM runs").fetchone()[0]
+            raise HistoryError(f"run {run_id} is not in {self.path} (runs go up to "
+                               f"{last if last is not None else 'none'})")
+        return BenchReport.from_dict(json.loads(row[0]))
+
+    def previous_comparable(self, report: BenchReport) -> BenchReport | None:
+        """The latest earlier run of the same model, input size, machine and threads."""
+        before = report.run_id if report.run_id is not None else 1 << 62
+        row = self.conn.execute(
+            "SELECT report FROM runs WHERE model = ? AND input_size = ? AND machine_key = ? "
+            "AND id < ? ORDER BY id DESC LIMIT 1",
+            (report.model, _size_key(report.input_size), machine_key(report.machine),
+             before)).fetchone()
+        return BenchReport.from_dict(json.loads(row[0])) if row else None
+
+    def runs(self, limit: int = 20) -> list[tuple[int, str, str, str]]:
+        return self.conn.execute(
+            "SELECT id, created, model, machine_key FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,)).fetchall()
+
+
+def _size_key(size) -> str:
+    return "x".join(str(int(s)) for s in size)
+
+
+# -- comparison -----------------------------------------------------------------------------
+@dataclass
+class RowChange:
+    target: str
+    batch: int
+    status: str  # compared | new | gone | not-ok
+    change: Change | None = None
+    top1_delta: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    old_run: int | None
+    new_run: int | None
+    rows: list[RowChange] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[RowChange]:
+        return [r for r in self.rows if r.change and r.change.verdict == "regression"]
+
+
+def compare_reports(old: BenchReport, new: BenchReport, k: float = 3.0,
+                    min_rel: float = 0.05) -> Comparison:
+    """Per (target, batch): the p50 change and whether it exceeds the runs' own spread."""
+    olds = {(r.target, r.batch): r for r in old.results}
+    out = Comparison(old.run_id, new.run_id)
+    for r in new.results:
+        o = olds.pop((r.target, r.batch), None)
+        if o is None:
+            out.rows.append(RowChange(r.target, r.batch, "new", note="not in the earlier run"))
+            continue
+        if r.latency is None or o.latency is None:
+            out.rows.append(RowChange(r.target, r.batch, "not-ok",
+                                      note=f"status {o.status} -> {r.status}"))
+            continue
+        top1 = r.top1 - o.top1 if r.top1 is not None and o.top1 is not None else None
+        out.rows.append(RowChange(r.target, r.batch, "compared",
+                                  compare_latency(o.latency, r.latency, k, min_rel), top1))
+    for (target, batch), o in olds.items():
+        out.rows.append(RowChange(target, batch, "gone", note="not in this run"))
+    return out
+
+
+def print_comparison(cmp: Comparison, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"run {cmp.new_run} vs run {cmp.old_run}")
+    for h in ("target", "batch", "old p50 ms", "new p50 ms", "change", "threshold ms",
+              "verdict", "top-1 Δ pt"):
+        table.add_column(h, justify="left" if h in ("target", "verdict") else "right")
+    colors = {"regression": "red", "improvement": "green", "same": ""}
+    for row in cmp.rows:
+        c = row.change
+        if c is None:
+            table.add_row(row.target, str(row.batch), "–", "–", "–", "–", row.note, "–",
+                          style="dim")
+            continue
+        style = colors[c.verdict]
+        table.add_row(row.target, str(row.batch), f"{c.old_p50:.3f}", f"{c.new_p50:.3f}",
+                      f"{c.delta_ms:+.3f} ({c.delta_pct:+.1f}%)", f"{c.threshold_ms:.3f}",
+                      f"[{style}]{c.verdict}[/]" if style else c.verdict,
+                      "–" if row.top1_delta is None else f"{row.top1_delta:+.2f}")
+    console.print(table)
+    if cmp.regressions:
+        console.print(f"[red]{len(cmp.regressions)} regression(s)[/]: p50 rose by more than "
+                      f"k x the runs' combined spread and by more than 5%")

@@ -1,0 +1,386 @@
+"""The benchmark report: typed results, the machine record, and its writers.
+
+One :class:`BenchReport` becomes a rich table in the terminal and JSON, CSV and Markdown
+files; the JSON is also what the history database stores, so a report read back from
+there is the same object.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.bench.stats import LatencyStats
+
+STATUSES = ("ok", "skipped", "failed")
+
+
+@dataclass
+class TargetResult:
+    """One row of the report: one target at one batch size."""
+
+    target: str  # 'onnx:int8'
+    backend: str
+    precision: str
+    batch: int
+    status: str = "ok"  # ok | skipped | failed
+    reason: str | None = None  # why skipped / the error when failed
+    threads: int | None = None
+    artifact: str | None = None
+    artifact_bytes: int | None = None
+    rounds: int = 0
+    load_ms: float | None = None  # median over rounds
+    first_ms: float | None = None  # median over rounds
+    warmup_iterations: int | None = None
+    latency: LatencyStats | None = None  # pooled over rounds
+    round_p50s: list[float] = field(default_factory=list)
+    throughput: float | None = None  # images / s
+    peak_rss_mb: float | None = None  # max over rounds, of a fresh worker process
+    rss_delta_mb: float | None = None  # peak - the worker's RSS before loading
+    top1: float | None = None
+    top5: float | None = None
+    top1_drop: float | None = None  # reference top-1 minus this top-1, points
+    agreement: float | None = None  # % of images with the reference's top-1 class
+    eval_n: int | None = None
+    power: dict[str, Any] | None = None  # PowerSummary.to_dict() on Jetson
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.target}@b{self.batch}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["latency"] = self.latency.to_dict() if self.latency else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TargetResult":
+        d = dict(d)
+        lat = d.get("latency")
+        d["latency"] = LatencyStats.from_dict(lat) if lat else None
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class BenchReport:
+    model: str
+    input_size: list[int]
+    results: list[TargetResult]
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    created: str = ""
+    bundle: str | None = None
+    reference: str | None = None  # the target the accuracy drop is measured against
+    reference_top1: float | None = None
+    data: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    run_id: int | None = None
+    schema: int = 1
+
+    def ok(self) -> list[TargetResult]:
+        return [r for r in self.results if r.status == "ok"]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["results"] = [r.to_dict() for r in self.results]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchReport":
+        d = dict(d)
+        d["results"] = [TargetResult.from_dict(r) for r in d.get("results", [])]
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+# -- the machine record ---------------------------------------------------------------------
+LIBRARIES = ("numpy", "onnxruntime", "ai-edge-litert", "torch", "onnx", "tensorrt",
+             "litert-torch", "matplotlib")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect_machine(threads: int | None) -> dict[str, Any]:
+    """CPU, threads, OS, library versions; GPU/CUDA/TensorRT and Jetson facts where present.
+
+    Uses ``edgecnn.platform_info.probe()`` when that module exists and adds what it lacks.
+    """
+    import importlib.metadata as md
+    import importlib.util
+
+    out: dict[str, Any] = {}
+    if importlib.util.find_spec("edgecnn.platform_info") is not None:
+        try:
+            from edgecnn.platform_info import probe
+
+            out.update(probe().to_dict())
+        except Exception as exc:  # noqa: BLE001 - a probe must never stop a benchmark
+            out["platform_probe_error"] = f"{type(exc).__name__}: {exc}"
+    out.setdefault("cpu_model", _cpu_model())
+    out.setdefault("cpu_count", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count())
+    out.setdefault("os", platform.platform())
+    out.setdefault("hostname", platform.node())
+    out["machine"] = platform.machine()
+    try:  # a busy machine inflates every latency; the report says how busy it was
+        out["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        out["load_avg_1m"] = None
+    out["python"] = platform.python_version()
+    out["threads"] = threads
+    libs = {}
+    for name in ("edgecnn",) + LIBRARIES:
+        try:
+            libs[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    out["libraries"] = libs
+    if "tensorrt" in libs:
+        out.setdefault("tensorrt", libs["tensorrt"])
+    from edgecnn.bench.jetson import probe_jetson
+
+    jet = probe_jetson()
+    out["jetson"] = jet.to_dict() if jet else None
+    return out
+
+
+def machine_key(machine: dict[str, Any]) -> str:
+    """What makes two runs comparable: same CPU, same host, same thread count."""
+    return f"{machine.get('hostname', '?')}|{machine.get('cpu_model', '?')}|t{machine.get('threads')}"
+
+
+# -- writers --------------------------------------------------------------------------------
+CSV_COLUMNS = [
+    "target", "backend", "precision", "batch", "status", "reason", "threads", "rounds",
+    "load_ms", "first_ms", "n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms",
+    "p99_ms", "max_ms", "iqr_ms", "mad_ms", "throughput_ips", "peak_rss_mb", "rss_delta_mb",
+    "artifact", "artifact_mb", "top1", "top5", "top1_drop", "agreement", "eval_n",
+    "avg_power_w", "energy_mj_per_inference",
+]
+
+
+def _row(r: TargetResult) -> dict[str, Any]:
+    lat = r.latency
+    p = r.power or {}
+    row = {
+        "target": r.target, "backend": r.backend, "precision": r.precision, "batch": r.batch,
+        "status": r.status, "reason": r.reason or "", "threads": r.threads, "rounds": r.rounds,
+        "load_ms": r.load_ms, "first_ms": r.first_ms, "n": lat.n if lat else None,
+        "throughput_ips": r.throughput, "peak_rss_mb": r.peak_rss_mb,
+        "rss_delta_mb": r.rss_delta_mb, "artifact": r.artifact,
+        "artifact_mb": r.artifact_bytes / 1e6 if r.artifact_bytes else None,
+        "top1": r.top1, "top5": r.top5, "top1_drop": r.top1_drop, "agreement": r.agreement,
+        "eval_n": r.eval_n,
+        "avg_power_w": p.get("avg_input_mw") / 1000.0 if p.get("avg_input_mw") else None,
+        "energy_mj_per_inference": p.get("energy_per_inference_mj"),
+    }
+    for k in ("mean", "std", "min", "p50", "p90", "p95", "p99", "max", "iqr", "mad"):
+        row[f"{k}_ms"] = getattr(lat, k) if lat else None
+    return row
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def to_csv(report: BenchReport) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in report.results:
+        w.writerow({k: _fmt(v, 4) for k, v in _row(r).items()})
+    return buf.getvalue()
+
+
+def _cell_ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if v < 10 else f"{v:.2f}" if v < 100 else f"{v:.1f}"
+
+
+def _cell(v: float | None, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def summary_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    """The columns both the terminal table and the Markdown table show."""
+    has_acc = any(r.top1 is not None for r in report.results)
+    has_power = any(r.power for r in report.results)
+    head = ["target", "batch", "status", "load ms", "first ms", "p50 ms (IQR)", "mean ± std",
+            "p90", "p99", "img/s", "peak RSS MB", "size MB"]
+    if has_acc:
+        head += ["top-1 %", "top-5 %", "drop pt", "agree %"]
+    if has_power:
+        head += ["power W", "mJ/inf"]
+    rows = []
+    for r in report.results:
+        lat = r.latency
+        row = [r.target, str(r.batch), r.status,
+               _cell(r.load_ms, ".1f"), _cell(r.first_ms, ".2f"),
+               f"{_cell_ms(lat.p50)} ({_cell_ms(lat.iqr)})" if lat else "–",
+               f"{_cell_ms(lat.mean)} ± {_cell_ms(lat.std)}" if lat else "–",
+               _cell_ms(lat.p90) if lat else "–", _cell_ms(lat.p99) if lat else "–",
+               _cell(r.throughput, ".1f"), _cell(r.peak_rss_mb, ".0f"),
+               _cell(r.artifact_bytes / 1e6 if r.artifact_bytes else None, ".2f")]
+        if has_acc:
+            row += [_cell(r.top1, ".2f"), _cell(r.top5, ".2f"), _cell(r.top1_drop, "+.2f"),
+                    _cell(r.agreement, ".2f")]
+        if has_power:
+            p = r.power or {}
+            row += [_cell(p.get("avg_input_mw") / 1000 if p.get("avg_input_mw") else None, ".2f"),
+                    _cell(p.get("energy_per_inference_mj"), ".2f")]
+        rows.append(row)
+    return head, rows
+
+
+def machine_line(report: BenchReport) -> str:
+    m = report.machine
+    libs = m.get("libraries", {})
+    parts = [f"CPU {m.get('cpu_model', '?')} ({m.get('cpu_count', '?')} cores, "
+             f"{m.get('threads') or 'default'} threads)", f"OS {m.get('os', '?')}",
+             "; ".join(f"{k} {v}" for k, v in libs.items())]
+    if m.get("load_avg_1m") is not None:
+        parts.insert(1, f"load {m['load_avg_1m']}")
+    gpus = m.get("gpus")
+    if gpus:
+        parts.append(f"GPU {gpus}")
+    for key in ("cuda_runtime", "cuda_driver", "tensorrt"):
+        if m.get(key):
+            parts.append(f"{key} {m[key]}")
+    jet = m.get("jetson")
+    if jet:
+        parts.append(f"Jetson {jet.get('module')} L4T {jet.get('l4t')} JetPack "
+                     f"{jet.get('jetpack')} mode {jet.get('power_mode')} clocks "
+                     f"{'locked' if jet.get('clocks_locked') else 'not locked'}")
+    return " | ".join(parts)
+
+
+def to_markdown(report: BenchReport) -> str:
+    head, rows = summary_rows(report)
+    out = [f"# edgecnn bench: {report.model}", "",
+           f"- run: {report.run_id if report.run_id is not None else '(not stored)'}, "
+           f"{report.created}",
+           f"- input: {'x'.join(map(str, report.input_size))}"
+           + (f", bundle `{report.bundle}`" if report.bundle else ""),
+           f"- machine: {machine_line(report)}",
+           f"- timing: {_timing_line(report.options)}"]
+    if report.data:
+        out.append(f"- data: {report.data}; accuracy drop and agreement vs "
+                   f"`{report.reference}` (top-1 {_cell(report.reference_top1, '.2f')} %)")
+    out += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    notes = [r for r in report.results if r.status != "ok" or r.warnings]
+    if notes or report.warnings:
+        out += ["", "## Notes", ""]
+        for w in report.warnings:
+            out.append(f"- {w}")
+        for r in notes:
+            if r.status != "ok":
+                out.append(f"- `{r.target}` batch {r.batch} {r.status}: {r.reason}")
+            for w in r.warnings:
+                out.append(f"- `{r.target}` batch {r.batch}: {w}")
+    out += ["", "p50 (IQR): median latency and its interquartile range; mean ± std over all "
+            "timed iterations (all rounds pooled). Peak RSS is the high-water mark of a fresh "
+            "worker process that loaded and ran only that target.", ""]
+    return "\n".join(out)
+
+
+def _timing_line(o: dict[str, Any]) -> str:
+    meas = f"{o.get('duration')} s" if o.get("duration") else f"{o.get('iterations')} iterations"
+    return (f"warm-up {o.get('warmup')}, {meas} per round, {o.get('rounds', 1)} round(s)"
+            f"{' interleaved' if (o.get('rounds') or 1) > 1 else ''}, threads "
+            f"{o.get('threads') or 'default'}")
+
+
+def print_table(report: BenchReport, console=None) -> None:
+    """The report as a rich table (plain text when rich is missing)."""
+    head, rows = summary_rows(report)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a core dependency
+        print(to_markdown(report))
+        return
+    from rich.markup import escape
+
+    console = console or Console()
+    if not console.is_terminal:  # files and pipes get the whole table, not 80 columns
+        console = Console(width=220, file=console.file)
+    table = Table(title=f"edgecnn bench: {report.model} "
+                        f"({'x'.join(map(str, report.input_size))})",
+                  caption=escape(machine_line(report)), caption_justify="left")
+    for i, h in enumerate(head):
+        table.add_column(h, justify="left" if i in (0, 2) else "right", no_wrap=i == 0)
+    style = {"ok": None, "skipped": "dim", "failed": "red"}
+    for r, row in zip(report.results, rows):
+        table.add_row(*(escape(c) for c in row), style=style[r.status])
+    console.print(table)
+    for r in report.results:
+        if r.status != "ok":
+            console.print(f"[{'red' if r.status == 'failed' else 'dim'}]{r.target} "
+                          f"(batch {r.batch}) {r.status}: {escape(r.reason or '')}[/]")
+        for w in r.warnings:
+            console.print(f"[yellow]warning[/] {r.target}: {escape(w)}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/] {escape(w)}")
+
+
+def write_reports(report: BenchReport, out_dir: str | os.PathLike, stem: str = "bench"
+                  ) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``.csv`` and ``.md`` into ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext, text in (("json", report.to_json()), ("csv", to_csv(report)),
+                      ("md", to_markdown(report))):
+        p = out / f"{stem}.{ext}"
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, p)
+        paths[ext] = p
+    return paths
+
+
+def read_report(path: str | os.PathLike) -> BenchReport:
+    return BenchReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -3,7 +3,7 @@
 1. takes the committed weights (weights/resnet8_fmnist.pt, else weights/lenet5_fmnist.pt);
 2. exports every target in ``demo_targets`` into one bundle (./out/demo);
 3. measures each target's accuracy on fashion-mnist:test next to PyTorch's, one row per target;
-4. saves four test images as PNG (out/demo/samples) and runs ``session.predict`` on the files.
+4. saves four test images as PNG (out/demo-samples) and runs ``session.predict`` on the files.
 
 More targets are one more ``DemoTarget`` in ``demo_targets``.
 """
@@ -29,11 +29,24 @@ class DemoTarget:
     precision: str = "fp32"
     export: dict[str, Any] = field(default_factory=dict)  # ExportOptions fields that build it
     optional: bool = False  # a failure becomes a 'skipped' row instead of an error
+    # what the row says when the export ran but the artifact cannot be made or run here
+    unavailable: str = ""
 
+
+CALIB = "fashion-mnist:train"  # 512 seeded samples; the test set is never used to calibrate
 
 demo_targets: list[DemoTarget] = [
     DemoTarget("PyTorch", None),
     DemoTarget("ONNX Runtime", "onnxruntime", "fp32", export={"target": "onnx"}),
+    DemoTarget("ONNX Runtime", "onnxruntime", "fp16", export={"target": "onnx"}, optional=True),
+    DemoTarget("ONNX Runtime", "onnxruntime", "int8",
+               export={"target": "onnx", "calib": CALIB}, optional=True),
+    DemoTarget("LiteRT", "tflite", "fp32", export={"target": "tflite"}, optional=True),
+    DemoTarget("LiteRT", "tflite", "int8", export={"target": "tflite", "calib": CALIB},
+               optional=True),
+    DemoTarget("TensorRT", "tensorrt", "int8", export={"target": "tensorrt", "calib": CALIB},
+               optional=True,
+               unavailable="prepared; on the GPU run: edgecnn build {out} --precision int8"),
 ]
 
 
@@ -79,6 +92,9 @@ def demo(weights, out, samples, threads):
     _export_all(weights_path, out, console)
     rows = _evaluate_all(weights_path, out, dataset, threads, console)
     console.print(_accuracy_table(rows, dataset))
+    for row in rows:
+        if row.note:
+            console.print(f"  {row.target.title} {row.target.precision}: {row.note}")
     _predict_samples(out, dataset, console)
     console.print(f"[dim]bundle: {out}   total {time.perf_counter() - t_start:.0f}s[/]")
 
@@ -131,7 +147,8 @@ def _evaluate_all(weights_path: Path, out: Path, dataset, threads, console) -> l
         except Exception as exc:  # noqa: BLE001
             if not target.optional:
                 raise
-            row.note = f"skipped: {str(exc).splitlines()[0][:80]}"
+            row.note = (target.unavailable.format(out=out) if target.unavailable
+                        else f"skipped: {str(exc).splitlines()[0][:80]}")
         rows.append(row)
     return rows
 
@@ -148,7 +165,7 @@ def _accuracy_table(rows: list[_Row], dataset):
         table.add_column(col, justify=just, no_wrap=True)
     for row in rows:
         if row.result is None:
-            table.add_row(row.target.title, row.target.precision, "-", "-", "-", "-", row.note)
+            table.add_row(row.target.title, row.target.precision, "-", "-", "-", "-", "note ↓")
             continue
         r = row.result
         same = row is rows[0]
@@ -163,7 +180,7 @@ def _predict_samples(out: Path, dataset, console, count: int = 4) -> None:
     import edgecnn.runtime as rt
     from rich.table import Table
 
-    samples = out / "samples"
+    samples = out.parent / f"{out.name}-samples"  # beside the bundle, not inside it
     samples.mkdir(parents=True, exist_ok=True)
     # one image from each of the first `count` classes seen, so the samples differ
     picked, seen = [], set()

@@ -214,6 +214,7 @@ def test_demo_runs_end_to_end(tmp_path):
     res = CliRunner().invoke(cli, ["demo", "--weights", str(weights), "--samples", "500",
                                    "--out", str(tmp_path / "demo")])
     assert res.exit_code == 0, res.output
-    assert "ONNX Runtime" in res.output and "PyTorch" in res.output
-    assert len(list((tmp_path / "demo" / "samples").glob("*.png"))) == 4
+    assert "ONNX Runtime" in res.output and "PyTorch" in res.output and "LiteRT" in res.output
+    assert "skipped" not in res.output, res.output  # every CPU target really ran
+    assert len(list((tmp_path / "demo-samples").glob("*.png"))) == 4
     assert (tmp_path / "demo" / "manifest.json").is_file()

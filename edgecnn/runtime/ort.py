@@ -41,7 +41,15 @@ class OrtSession(Session):
         self._output_name = self._sess.get_outputs()[0].name
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._sess.run([self._output_name], {self._input_name: batch})[0]
+        try:
+            return self._sess.run([self._output_name], {self._input_name: batch})[0]
+        except Exception as exc:  # onnxruntime's Fail/InvalidArgument/RuntimeException types
+            # the input was checked against the manifest: a graph that loads but cannot run
+            # it is damaged or does not match its manifest
+            raise BackendUnavailableError(
+                f"ONNX Runtime failed to run {os.path.basename(self.path)} on input "
+                f"{tuple(batch.shape)}: {_first_line(exc)}; the model file is damaged or does "
+                f"not match its manifest; re-export the bundle") from exc
 
     @property
     def raw(self):

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from edgecnn.errors import InputError
+from edgecnn.errors import BackendUnavailableError, InputError
 from edgecnn.manifest import Artifact, Manifest
 
 
@@ -57,8 +57,9 @@ class Session:
         batch = self._check_input(batch)
         if self.input_spec.layout == "NHWC":
             batch = np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
-        out = self._run(batch)
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(self._run(batch), dtype=np.float32)
+        self._check_output(out, batch.shape[0])
+        return out
 
     def predict(self, images: Iterable, top_k: int = 5) -> list[list[Prediction]]:
         """Images (paths, PIL images or uint8 HxW[xC] arrays) -> top-k predictions each."""
@@ -107,6 +108,18 @@ class Session:
             raise InputError(f"batch size {batch.shape[0]} exceeds this artifact's maximum of "
                              f"{max_batch}; split the batch or rebuild with a larger profile")
         return np.ascontiguousarray(batch)
+
+    def _check_output(self, out: np.ndarray, n: int) -> None:
+        # a damaged or swapped model can load and run yet return another shape than its
+        # manifest promises; refuse that rather than hand back wrong logits
+        want = list(self.output_spec.shape)
+        ok = out.ndim == len(want) and out.shape[0] == n and all(
+            w == -1 or g == w for g, w in zip(out.shape[1:], want[1:]))
+        if not ok:
+            raise BackendUnavailableError(
+                f"{self.artifact.file} returned output of shape {tuple(out.shape)} for a batch of "
+                f"{n}; its manifest says {_fmt_shape(want)}: the model file is damaged or does "
+                f"not match its manifest; re-export the bundle")
 
     def max_batch(self) -> int | None:
         """Largest batch the backend accepts (engine profiles); None when unbounded."""

@@ -5,10 +5,12 @@
         [--test fashion-mnist:test] [--limit N]
 
 1. speed: resnet18 at 3x224x224 (random weights), batch 1, ``--threads`` threads:
-   TFLite fp32 vs int8 (full-integer), each timed three ways on the same file:
-   ``ai_edge_litert.tools.benchmark_litert_model`` (LiteRT's own tool, CompiledModel API),
-   the ``Interpreter`` called directly (input already NHWC and quantised) and edgecnn's
-   ``Session.run`` (NCHW float32 in, float32 logits out: transpose + quantise included).
+   TFLite fp32 vs int8 (full-integer), each timed three ways on the same file, in one
+   process, interleaved rounds: edgecnn's ``Session.run`` on its default CompiledModel path
+   (NCHW float32 in, float32 logits out: transpose + quantise included), the ``Interpreter``
+   called directly (input already NHWC and quantised) and LiteRT's own tool
+   ``ai_edge_litert.tools.benchmark_litert_model`` (CompiledModel API, its run_benchmark
+   called in this process each round). The load average is recorded with the numbers.
 2. convert: per model, conversion time and peak memory of each precision, each export in a
    fresh process (the pipeline: model.onnx, then the .tflite, parity included).
 3. accuracy: Fashion-MNIST test top-1 of PyTorch fp32 vs TFLite int8 for the trained
@@ -43,7 +45,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="speed,convert,accuracy")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=100, help="timed calls per round")
+    p.add_argument("--runs", type=int, default=50, help="timed calls per round and way")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--convert-models", nargs="+", default=CONVERT_MODELS)
     p.add_argument("--convert-precisions", nargs="+", default=["fp32", "fp16", "int8"])
@@ -51,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--test", default="fashion-mnist:test")
     p.add_argument("--eval", default="fashion-mnist:val", help="held-out data for the observer")
     p.add_argument("--calib", default="fashion-mnist:train")
+    p.add_argument("--calib-speed", default=None,
+                   help="calibration data for the resnet18 speed run (default: 32 random images)")
     p.add_argument("--limit", type=int, default=None, help="first N test images only")
     p.add_argument("--weights-dir", default=str(ROOT / "weights"))
     p.add_argument("--workdir", default=None, help="keep bundles here (default: a temp folder)")
@@ -137,37 +141,52 @@ def _times(fn, runs: int) -> list[float]:
     return out
 
 
-def tool_latency(path: Path, threads: int, runs: int) -> dict:
-    """LiteRT's own benchmark tool (CompiledModel API, CPU accelerator) in a subprocess."""
-    with tempfile.TemporaryDirectory() as d:
-        js = Path(d) / "r.json"
-        cmd = [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model",
-               "--model", str(path), "--num_threads", str(threads), "--num_runs", str(runs),
-               "--warmup_runs", "10", "--result_json", str(js)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0 or not js.exists():
-            return {"error": (res.stderr.strip().splitlines() or ["?"])[-1][:300]}
-        return json.loads(js.read_text())["latency"]
+def _tool_args(path: Path, threads: int, runs: int, warmup: int):
+    """The arguments ``benchmark_litert_model`` parses from its command line (CPU only)."""
+    return argparse.Namespace(
+        model=str(path), signature="", use_cpu=True, no_cpu=False, use_gpu=False, use_npu=False,
+        require_full_delegation=False, dispatch_library_path="", compiler_plugin_path="",
+        runtime_path="", num_runs=runs, warmup_runs=warmup, num_threads=threads,
+        result_json="", verbose=False)
+
+
+def tool_latency(path: Path, threads: int, runs: int, warmup: int = 5) -> dict:
+    """One run of LiteRT's own tool (``ai_edge_litert.tools.benchmark_litert_model``:
+    CompiledModel, CPU accelerator, its own buffers) in this process; its ``latency`` dict."""
+    import contextlib
+    import io
+    import logging
+
+    from ai_edge_litert.tools import benchmark_litert_model as tool
+
+    logging.getLogger("benchmark_litert_model").setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its own report
+        return tool.run_benchmark(_tool_args(path, threads, runs, warmup))["latency"]
 
 
 def bench_speed(args, work: Path) -> dict:
+    """fp32 vs int8 on the same two files, three ways, in one process, interleaved rounds
+    (drift on a shared CPU hits every column alike): edgecnn's Session.run through the
+    CompiledModel (NCHW float32 in, float32 logits out: transpose and quantisation included),
+    the TFLite Interpreter called directly (input already NHWC and quantised) and LiteRT's
+    ``benchmark_litert_model`` (CompiledModel on random input, nothing around the run)."""
     import edgecnn.runtime as rt
     from edgecnn.runtime.litert import interpreter_class
 
     chw = (3, 224, 224)
     out = work / "resnet18"
-    calib = _random_calib(work / "resnet18.calib.npz", chw)
+    calib = args.calib_speed or _random_calib(work / "resnet18.calib.npz", chw, n=32)
     for prec in ("fp32", "int8"):
         if not (out / f"model.{prec}.tflite").exists():
-            opts = dict(calib=calib, calib_samples=64) if prec == "int8" else {}
+            opts = dict(calib=calib, calib_samples=32) if prec == "int8" else {}
             export_bundle("resnet18", out, prec, args.threads, **opts)
+    files = {p: out / f"model.{p}.tflite" for p in ("fp32", "int8")}
     x = np.random.default_rng(0).standard_normal((1, *chw)).astype(np.float32)
-    sessions = {p: rt.load(out, backend="tflite", precision=p, threads=args.threads)
-                for p in ("fp32", "int8")}
+    sessions = {p: rt.load(out, backend="tflite", precision=p, threads=args.threads,
+                           api="compiled") for p in files}
     raws = {}
     for p, s in sessions.items():
-        it = interpreter_class()(model_path=str(out / f"model.{p}.tflite"),
-                                 num_threads=args.threads)
+        it = interpreter_class()(model_path=str(files[p]), num_threads=args.threads)
         it.allocate_tensors()
         i, o = it.get_input_details()[0], it.get_output_details()[0]
         xin = s._quantize(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), i)
@@ -177,37 +196,44 @@ def bench_speed(args, work: Path) -> dict:
             it.invoke()
             return it.get_tensor(o["index"])
         raws[p] = raw
-    for p in sessions:  # warm-up
-        for _ in range(10):
-            sessions[p].run(x)
-            raws[p]()
-    per = {p: {"edgecnn": [], "interpreter": []} for p in sessions}
-    for _ in range(args.rounds):  # interleaved rounds: drift on a shared CPU hits all alike
-        for p in sessions:
-            per[p]["edgecnn"].append(statistics.median(_times(lambda: sessions[p].run(x), args.runs)))
-            per[p]["interpreter"].append(statistics.median(_times(raws[p], args.runs)))
-    result = {"model": "resnet18", "input": "1x3x224x224", "threads": args.threads}
-    for p in sessions:
-        tool = tool_latency(out / f"model.{p}.tflite", args.threads, args.runs * args.rounds)
-        ed, ip = statistics.median(per[p]["edgecnn"]), statistics.median(per[p]["interpreter"])
-        result[p] = {"edgecnn_ms": round(ed, 3), "interpreter_ms": round(ip, 3),
-                     "tool_median_ms": tool.get("median_ms"), "tool_avg_ms": tool.get("avg_ms"),
-                     "tool_error": tool.get("error"),
-                     "edgecnn_vs_interpreter": round(ed / ip, 3),
-                     "edgecnn_vs_tool": (round(ed / tool["median_ms"], 3)
-                                         if tool.get("median_ms") else None),
-                     "rounds_edgecnn_ms": [round(v, 3) for v in per[p]["edgecnn"]],
-                     "size_mb": round((out / f"model.{p}.tflite").stat().st_size / 1e6, 2)}
-    result["int8_speedup"] = {
-        k: round(result["fp32"][k] / result["int8"][k], 2)
-        for k in ("edgecnn_ms", "interpreter_ms", "tool_median_ms")
-        if result["fp32"][k] and result["int8"][k]}
-    for p in sessions:
+    ways = {p: {"edgecnn": lambda s=sessions[p]: s.run(x), "interpreter": raws[p]}
+            for p in files}
+    for p in files:  # warm-up
+        for fn in ways[p].values():
+            for _ in range(5):
+                fn()
+    load = [round(v, 2) for v in os.getloadavg()]
+    per = {p: {"edgecnn": [], "interpreter": [], "tool": []} for p in files}
+    for r in range(args.rounds):
+        for p in files:
+            for way, fn in ways[p].items():
+                per[p][way].append(statistics.median(_times(fn, args.runs)))
+            per[p]["tool"].append(tool_latency(files[p], args.threads, args.runs, 3)["median_ms"])
+        print(f"speed round {r + 1}/{args.rounds}: " + ", ".join(
+            f"{p} {w} {v[-1]:.2f}" for p in files for w, v in per[p].items()), flush=True)
+    result = {"model": "resnet18", "input": "1x3x224x224", "threads": args.threads,
+              "runs_per_round": args.runs, "rounds": args.rounds,
+              "edgecnn_api": sessions["int8"].api,
+              "load_average_before": load,
+              "load_average_after": [round(v, 2) for v in os.getloadavg()]}
+    for p in files:
+        med = {w: statistics.median(v) for w, v in per[p].items()}
+        result[p] = {"edgecnn_ms": round(med["edgecnn"], 3),
+                     "interpreter_ms": round(med["interpreter"], 3),
+                     "tool_median_ms": round(med["tool"], 3),
+                     "edgecnn_vs_interpreter": round(med["edgecnn"] / med["interpreter"], 3),
+                     "edgecnn_vs_tool": round(med["edgecnn"] / med["tool"], 3),
+                     "rounds_ms": {w: [round(v, 3) for v in vs] for w, vs in per[p].items()},
+                     "size_mb": round(files[p].stat().st_size / 1e6, 2)}
+    result["int8_speedup"] = {k: round(result["fp32"][k] / result["int8"][k], 2)
+                              for k in ("edgecnn_ms", "interpreter_ms", "tool_median_ms")}
+    for p in files:
         r = result[p]
-        print(f"speed resnet18 {p}: edgecnn {r['edgecnn_ms']:.2f} ms, interpreter "
-              f"{r['interpreter_ms']:.2f} ms, benchmark tool {r['tool_median_ms']} ms "
-              f"(edgecnn/tool {r['edgecnn_vs_tool']})", flush=True)
-    print(f"speed resnet18 int8 speed-up over fp32: {result['int8_speedup']}", flush=True)
+        print(f"speed resnet18 {p}: edgecnn ({result['edgecnn_api']}) {r['edgecnn_ms']:.2f} ms, "
+              f"interpreter {r['interpreter_ms']:.2f} ms, benchmark tool {r['tool_median_ms']:.2f}"
+              f" ms (edgecnn/tool {r['edgecnn_vs_tool']})", flush=True)
+    print(f"speed resnet18 int8 speed-up over fp32: {result['int8_speedup']}; load average "
+          f"{result['load_average_before']} -> {result['load_average_after']}", flush=True)
     for s in sessions.values():
         s.close()
     return result
@@ -260,13 +286,19 @@ def markdown(results: dict) -> str:
     sp = results.get("speed")
     if sp:
         lines += ["## resnet18 3x224x224, batch 1 (random weights)", "",
-                  "| precision | edgecnn Session.run | Interpreter direct | benchmark_litert_model "
-                  "| edgecnn / tool | size |", "|---|---|---|---|---|---|"]
+                  f"Medians of {sp.get('rounds')} interleaved rounds x {sp.get('runs_per_round')} "
+                  f"runs, one process; load average {sp.get('load_average_before')} before, "
+                  f"{sp.get('load_average_after')} after.", "",
+                  f"| precision | edgecnn Session.run ({sp.get('edgecnn_api')}) | Interpreter "
+                  "direct | benchmark_litert_model | edgecnn / tool | size |",
+                  "|---|---|---|---|---|---|"]
         for p in ("fp32", "int8"):
             r = sp[p]
             lines.append(f"| {p} | {r['edgecnn_ms']:.2f} ms | {r['interpreter_ms']:.2f} ms | "
                          f"{r['tool_median_ms']} ms | {r['edgecnn_vs_tool']} | {r['size_mb']} MB |")
-        lines += ["", f"int8 speed-up over fp32: {sp['int8_speedup']}", ""]
+        lines += ["", "int8 speed-up over fp32: " + ", ".join(
+            f"{k.replace('_median_ms', '').replace('_ms', '')} {v}x"
+            for k, v in sp["int8_speedup"].items()), ""]
     conv = results.get("convert")
     if conv:
         lines += ["## Conversion (fresh process per export; pipeline incl. model.onnx)", "",

@@ -1,6 +1,10 @@
 """LiteRT backend of the runtime: runs model.{fp32,fp16,int8}.tflite.
 
-The interpreter comes from whichever of these is installed, in this order:
+By default through LiteRT's CompiledModel API (``ai_edge_litert.compiled_model``, CPU
+accelerator, XNNPACK), the API LiteRT's own ``benchmark_litert_model`` times, so edgecnn runs a
+model exactly as that tool does (buffers made once, reused every run). The Interpreter stays
+as the fallback and behind ``api="interpreter"``; it comes from whichever of these is
+installed, in this order:
 ``ai_edge_litert.interpreter`` (LiteRT, numpy 2), ``tflite_runtime.interpreter`` (the old
 wheel, numpy<2 only), ``tensorflow.lite``. XNNPACK is the interpreter's default delegate for
 float and int8 models, so nothing needs to be attached here. Never imports torch.
@@ -77,39 +81,55 @@ class LiteRTSession(Session):
     backend = "tflite"
 
     def __init__(self, manifest, artifact, path: str, threads: int | None = None,
-                 batch_mode: str = "auto"):
-        """``batch_mode``: 'resize' (resize_tensor_input to the batch), 'loop' (one image per
-        invoke) or 'auto' (resize, falling back to loop where the graph has a fixed batch)."""
+                 batch_mode: str = "auto", api: str | None = None):
+        """``batch_mode``: 'resize' (resize the input to the batch), 'loop' (one image per
+        run) or 'auto' (resize, falling back to loop where the graph has a fixed batch).
+
+        ``api``: 'compiled' (LiteRT's CompiledModel, the API ``benchmark_litert_model`` times;
+        runs int8 through XNNPACK's integer kernels), 'interpreter' (the TFLite Interpreter) or
+        None: compiled where ai_edge_litert provides it and it loads the model, else the
+        interpreter. ``self.api`` says which one runs; ``self.api_note`` why, after a fallback.
+        """
         super().__init__(manifest, artifact, path)
         if batch_mode not in ("auto", "resize", "loop"):
             raise ValueError(f"batch_mode must be auto, resize or loop, got {batch_mode!r}")
+        if api not in (None, "compiled", "interpreter"):
+            raise ValueError(f"api must be compiled or interpreter, got {api!r}")
         check_tflite_file(path)
-        Interpreter = interpreter_class()
         from edgecnn.runtime.ort import default_threads
 
         self.threads = threads or default_threads()
         self.provider = litert_provider()
-        try:
-            self._interp = Interpreter(model_path=path, num_threads=self.threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise BackendUnavailableError(
-                f"LiteRT cannot load {os.path.basename(path)}: {_first_line(exc)}; the file is "
-                f"damaged or uses ops this runtime lacks; re-export the bundle or upgrade "
-                f"ai-edge-litert") from exc
-        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(ins) != 1 or len(outs) != 1:
-            raise BackendUnavailableError(
-                f"{os.path.basename(path)} has {len(ins)} inputs and {len(outs)} outputs; edgecnn "
-                f"runs one-input one-output classifiers (damaged file?); re-export the bundle")
-        self._in, self._out = ins[0], outs[0]
+        # tensor types, quantisation and batch signature, read once from the file (the
+        # CompiledModel's tensor details carry no scale/zero point)
+        self._in, self._out = _io_details(path)
         self._model_batch = int(self._in["shape"][0])
-        self._batch = self._model_batch
         self._dynamic = int(self._in["shape_signature"][0]) == -1
         self.batch_mode = "resize" if self._dynamic else batch_mode
         self._resize_ok: bool | None = {"auto": None, "resize": True, "loop": False}[self.batch_mode]
-        # A TFLite Interpreter is not thread-safe (set_tensor/invoke/get_tensor share its
-        # buffers): one Session used from several threads runs one batch at a time.
+        self.api_note: str | None = None
+        self._runner = None
+        if api in (None, "compiled"):
+            if compiled_model_available():
+                try:
+                    self._runner = _CompiledRunner(path, self.threads, self._dynamic)
+                except (ValueError, RuntimeError) as exc:
+                    if api == "compiled":
+                        raise _load_error(path, exc) from exc
+                    self.api_note = f"CompiledModel could not load it: {_first_line(exc)}"
+            elif api == "compiled":
+                raise BackendUnavailableError(
+                    f"api='compiled' needs LiteRT's CompiledModel (ai_edge_litert.compiled_model)"
+                    f", which {self.provider or 'no installed package'} does not provide; "
+                    f"pip install 'edgecnn[litert]' or use api='interpreter'")
+            else:
+                self.api_note = f"{self.provider} has no CompiledModel"
+        if self._runner is None:
+            self._runner = _InterpreterRunner(path, self.threads)
+        self.api = self._runner.api
+        self._batch = self._model_batch
+        # neither a TFLite Interpreter nor a CompiledModel with its bound buffers is
+        # thread-safe: one Session used from several threads runs one batch at a time
         self._lock = threading.Lock()
 
     # -- quantisation from the tensor's own parameters ------------------------------
@@ -122,8 +142,11 @@ class LiteRTSession(Session):
         if scale == 0:
             return x.astype(dtype)
         info = np.iinfo(dtype)
-        q = np.round(x / scale) + zero
-        return np.clip(q, info.min, info.max).astype(dtype)
+        q = x / scale  # one new array, then in place: this runs on every call
+        np.rint(q, out=q)
+        q += zero
+        np.clip(q, info.min, info.max, out=q)
+        return q.astype(dtype)
 
     @staticmethod
     def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
@@ -138,12 +161,10 @@ class LiteRTSession(Session):
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
         if n != self._batch:
-            self._interp.resize_tensor_input(self._in["index"], [n, *batch.shape[1:]])
-            self._interp.allocate_tensors()
+            self._runner.resize([n, *batch.shape[1:]])
             self._batch = n
-        self._interp.set_tensor(self._in["index"], self._quantize(batch, self._in))
-        self._interp.invoke()
-        return self._dequantize(self._interp.get_tensor(self._out["index"]), self._out).copy()
+        y = self._runner.invoke(self._quantize(batch, self._in), self._out["dtype"])
+        return self._dequantize(y, self._out).copy()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -181,11 +202,123 @@ class LiteRTSession(Session):
 
     @property
     def raw(self):
-        """The underlying TFLite Interpreter."""
-        return self._interp
+        """The underlying LiteRT object: a CompiledModel or a TFLite Interpreter."""
+        return self._runner.raw if self._runner is not None else None
 
     def close(self) -> None:
-        self._interp = None
+        self._runner = None
+
+
+def compiled_model_available() -> bool:
+    """Whether ai_edge_litert provides the CompiledModel API (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("ai_edge_litert.compiled_model") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load_error(path: str, exc: BaseException) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"LiteRT cannot load {os.path.basename(path)}: {_first_line(exc)}; the file is "
+        f"damaged or uses ops this runtime lacks; re-export the bundle or upgrade "
+        f"ai-edge-litert")
+
+
+def _io_details(path: str) -> tuple[dict, dict]:
+    """The one input's and one output's Interpreter details (dtype, shape, shape_signature,
+    quantization), read without allocating tensors or applying delegates."""
+    Interpreter = interpreter_class()
+    kwargs = {}
+    resolver = getattr(importlib.import_module(Interpreter.__module__), "OpResolverType", None)
+    if resolver is not None:  # no XNNPACK graph rewrite just to read the I/O details
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interp = Interpreter(model_path=path, num_threads=1, **kwargs)
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+    except (ValueError, RuntimeError) as exc:
+        raise _load_error(path, exc) from exc
+    if len(ins) != 1 or len(outs) != 1:
+        raise BackendUnavailableError(
+            f"{os.path.basename(path)} has {len(ins)} inputs and {len(outs)} outputs; edgecnn "
+            f"runs one-input one-output classifiers (damaged file?); re-export the bundle")
+    return ins[0], outs[0]
+
+
+class _InterpreterRunner:
+    """The TFLite Interpreter (XNNPACK is its default delegate for float and int8)."""
+
+    api = "interpreter"
+
+    def __init__(self, path: str, threads: int):
+        try:
+            self.raw = interpreter_class()(model_path=path, num_threads=threads)
+            self.raw.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise _load_error(path, exc) from exc
+        self._in = self.raw.get_input_details()[0]["index"]
+        self._out = self.raw.get_output_details()[0]["index"]
+
+    def resize(self, shape: list[int]) -> None:
+        self.raw.resize_tensor_input(self._in, shape)
+        self.raw.allocate_tensors()
+
+    def invoke(self, x: np.ndarray, out_dtype) -> np.ndarray:
+        self.raw.set_tensor(self._in, x)
+        self.raw.invoke()
+        return self.raw.get_tensor(self._out)
+
+
+_ENV = None
+_ENV_LOCK = threading.Lock()
+
+
+def _environment():
+    """One LiteRT Environment per process, shared by every CompiledModel (creating one
+    registers the accelerators and probes vendor plugins: not free)."""
+    global _ENV
+    with _ENV_LOCK:
+        if _ENV is None:
+            from ai_edge_litert.compiled_model import Environment
+
+            _ENV = Environment.create()
+        return _ENV
+
+
+class _CompiledRunner:
+    """LiteRT's CompiledModel on the CPU accelerator (XNNPACK), the way LiteRT's own
+    ``benchmark_litert_model`` runs a model: buffers created once and reused every run."""
+
+    api = "compiled"
+
+    def __init__(self, path: str, threads: int, dynamic: bool):
+        from ai_edge_litert.compiled_model import CompiledModel, CpuOptions, HardwareAccelerator
+        from ai_edge_litert.compiled_model import Options
+
+        options = Options(hardware_accelerators=HardwareAccelerator.CPU,
+                          cpu_options=CpuOptions(num_threads=threads))
+        self.raw = CompiledModel.from_file(path, environment=_environment(), options=options)
+        if self.raw.get_num_signatures() < 1:
+            raise ValueError("the model has no signature to run")
+        self._dynamic = dynamic
+        self._buffers()
+
+    def _buffers(self) -> None:
+        self._ins = self.raw.create_input_buffers(0)
+        self._outs = self.raw.create_output_buffers(0)
+        if len(self._ins) != 1 or len(self._outs) != 1:
+            raise ValueError(f"{len(self._ins)} inputs and {len(self._outs)} outputs")
+        self._out_shape = tuple(int(d) for d in self._outs[0].get_tensor_details()["shape"])
+        self._out_size = int(np.prod(self._out_shape))
+
+    def resize(self, shape: list[int]) -> None:
+        # a graph exported with a fixed batch has no dynamic dimension: non-strict resize
+        self.raw.resize_input_tensor(0, shape, 0, strict=self._dynamic)
+        self._buffers()
+
+    def invoke(self, x: np.ndarray, out_dtype) -> np.ndarray:
+        self._ins[0].write(x)
+        self.raw.run_by_index(0, self._ins, self._outs)
+        return self._outs[0].read(self._out_size, out_dtype).reshape(self._out_shape)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -147,12 +147,53 @@ def test_runtime_needs_only_litert_and_numpy(lenet_bundle):
         bad = [m for m in ("torch", "onnx", "onnxruntime", "tensorflow", "litert_torch")
                if m in sys.modules]
         assert not bad, bad
-        print("ok", type(s).__name__, s.provider)
+        print("ok", type(s).__name__, s.provider, s.api)
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, cwd=REPO)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "ok LiteRTSession ai_edge_litert.interpreter" in res.stdout
+    assert "ok LiteRTSession ai_edge_litert.interpreter compiled" in res.stdout
+
+
+def test_int8_compiled_model_and_interpreter_agree(lenet_bundle):
+    """The default CompiledModel path quantises the input and dequantises the output with the
+    tensors' own parameters, exactly as the Interpreter path does."""
+    _, out, _, int8, _ = lenet_bundle
+    x = np.random.default_rng(2).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    with rt.load(out, backend="tflite", precision="int8") as c, \
+            rt.load(out, backend="tflite", precision="int8", api="interpreter") as i:
+        assert (c.api, i.api) == ("compiled", "interpreter")
+        step = int8.outputs[0].quant.scale
+        np.testing.assert_allclose(c.run(x), i.run(x), atol=step * 1.01)
+        assert np.abs(c.run(x)).max() > 10 * step  # not all zero-point
+
+
+def _op_types(path: Path) -> dict[str, set[str]]:
+    """op name -> dtypes of its first output, read without applying any delegate."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in it.get_tensor_details()}
+    ops: dict[str, set[str]] = {}
+    for op in it._get_ops_details():
+        ops.setdefault(op["op_name"], set()).add(dtypes[int(op["outputs"][0])])
+    return ops
+
+
+def test_int8_residual_adds_stay_integer(tmp_path):
+    """ResNet's residual add + ReLU quantise as one int8 ADD (one ReLU module per use):
+    no float ADD with DEQUANTIZE/QUANTIZE around it, which ran int8 as slow as fp32."""
+    torch.manual_seed(0)
+    chw = (3, 32, 32)  # resnet18: with one shared ReLU per block its 8 ADDs came out float
+    loaded = _loaded(create_model("resnet18", num_classes=10, in_chans=3, img_size=32),
+                     "resnet18", chw)
+    export(loaded, tmp_path / "b", "int8", calib=_npz(tmp_path / "c.npz", chw, n=16),
+           calib_samples=16)
+    ops = _op_types(tmp_path / "b" / "model.int8.tflite")
+    assert ops.get("ADD") == {"int8"}, ops
+    assert "DEQUANTIZE" not in ops and "QUANTIZE" not in ops, ops
+    assert ops["CONV_2D"] == {"int8"}
 
 
 # -- argument checks and errors --------------------------------------------------------------

@@ -9,7 +9,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: demo test test-fast test-slow bench dataset venv clean
+.PHONY: demo test test-fast test-slow test-all bench dataset venv clean
 
 venv: $(STAMP)
 
@@ -30,16 +30,20 @@ $(FMNIST):
 demo: $(STAMP) $(FMNIST)
 	$(BIN)/edgecnn demo
 
-# The whole suite; CI runs this. About 20-30 minutes on 2 cores.
+# What CI runs: unit, integration and hardening tests; the zoo x backend x precision matrices
+# (marker `slow`, about an hour on 2 cores) run with `make test-slow` or `make test-all`.
 test: $(STAMP) $(FMNIST)
-	$(PYTEST)
+	$(PYTEST) -m "not slow"
 
-# Fast subset for iteration: everything but the slow model x precision matrices.
+# Fast iteration: stop at the first failure, skip the hardening suite.
 test-fast: $(STAMP) $(FMNIST)
-	$(PYTEST) -m "not slow" -x
+	$(PYTEST) -m "not slow" -x --ignore=tests/hardening
 
 test-slow: $(STAMP) $(FMNIST)
 	$(PYTEST) -m slow
+
+test-all: $(STAMP) $(FMNIST)
+	$(PYTEST)
 
 bench: $(STAMP) $(FMNIST)
 	$(BIN)/python benchmarks/run_all.py

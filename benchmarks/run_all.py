@@ -159,7 +159,7 @@ def vs_litert_tool(bundle: Path, runs: int) -> dict:
     return {"file": f.name, "tool_median_ms": tool["median_ms"], "tool_avg_ms": tool["avg_ms"],
             "edgecnn_median_ms": ours, "diff_pct": 100 * (ours / tool["median_ms"] - 1),
             "note": "the tool runs LiteRT's CompiledModel API with random inputs; edgecnn runs "
-                    "the Interpreter API (XNNPACK) with its input checks and layout transpose"}
+                    "the same API (XNNPACK) plus its input checks and layout transpose"}
 
 
 def summary_markdown(summary: dict) -> str:

@@ -37,6 +37,16 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def litert_runtime() -> str | None:
+    """Which TFLite interpreter edgecnn.runtime would use, and through which API."""
+    from edgecnn.runtime.litert import compiled_model_available, litert_provider
+
+    provider = litert_provider()
+    if provider and provider.startswith("ai_edge_litert") and compiled_model_available():
+        return "ai_edge_litert (CompiledModel API, XNNPACK)"
+    return f"{provider} (Interpreter API)" if provider else None
+
+
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 @handle_errors
@@ -54,6 +64,7 @@ def doctor(as_json: bool) -> None:
             platform_info = probe().to_dict()
         except Exception as exc:  # probe() promises not to raise; a doctor must not crash anyway
             platform_info = {"error": f"{type(exc).__name__}: {exc}"}
+    platform_info = dict(platform_info or {}, litert_runtime=litert_runtime())
     if as_json:
         click.echo(json.dumps({"packages": versions, "platform": platform_info}, indent=2))
         return

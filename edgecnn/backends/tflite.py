@@ -24,6 +24,7 @@ edgecnn runtime at export: parity against PyTorch and, with ``--eval``, top-1 ag
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class TFLiteBackend(Backend):
                               "--precision int8")
 
     def export(self, ctx: ExportContext) -> list[Artifact]:
+        _calm_logging()
         require("litert_torch", "tflite", "convert models to TFLite")
         layout = resolve_layout(ctx.options, ctx.profile)
         file = f"model.{ctx.precision}.tflite"
@@ -519,6 +521,21 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def _calm_logging() -> None:
+    """Keep the converter stack's import-time chatter (torchao kernels it cannot load on this
+    CPU, TensorFlow-Lite C++ INFO lines) out of the user's terminal. Set before the first import;
+    an explicit environment setting wins."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
 
 
 class _quiet:

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from edgecnn.errors import DataError
+from edgecnn.progress import progress_bar
 
 
 @dataclass
@@ -53,7 +54,8 @@ def evaluate(predict_fn: Callable[[np.ndarray], np.ndarray], dataset, preprocess
     k = dataset.num_classes
     preds, top5_hits = [], 0
     confusion = np.zeros((k, k), dtype=np.int64)
-    with _progress(progress, description or f"evaluating {dataset.spec}", len(dataset)) as advance:
+    with progress_bar(progress, description or f"evaluating {dataset.spec}",
+                      len(dataset)) as advance:
         for x, y in dataset.batches(preprocess, batch_size):
             logits = np.asarray(predict_fn(x))
             if logits.ndim != 2 or logits.shape[0] != len(x):
@@ -76,30 +78,6 @@ def evaluate(predict_fn: Callable[[np.ndarray], np.ndarray], dataset, preprocess
                           top5=float(100.0 * top5_hits / n), per_class=per_class.tolist(),
                           confusion=confusion, n=n, classes=list(dataset.classes),
                           predictions=pred, spec=dataset.spec)
-
-
-class _progress:
-    """A rich progress bar over images, or nothing when ``enabled`` is False."""
-
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.enabled, self.description, self.total = enabled, description, total
-        self._bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), transient=True)
-        self._bar.__enter__()
-        task = self._bar.add_task(self.description, total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
 
 
 # -- what to evaluate ----------------------------------------------------------------------

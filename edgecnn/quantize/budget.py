@@ -108,7 +108,7 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                    max_float_layers: int | None = None, log: Callable[[str], None] = print,
                    progress: bool = True) -> BudgetResult:
     """Make ``int8_path`` meet ``budget`` (points of top-1); see the module doc."""
-    from edgecnn.quantize.ranges import _progress
+    from edgecnn.progress import progress_bar
 
     if budget is None or not math.isfinite(budget) or budget < 0:
         raise CalibrationError(f"max_accuracy_drop must be a number of points >= 0, got {budget}")
@@ -133,7 +133,7 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     best = (fp32 - plain, [])
     with tempfile.TemporaryDirectory(prefix="edgecnn-budget-") as tmpd:
         tmp = Path(tmpd)
-        with _progress(progress, "layer sensitivity", len(nodes)) as advance:
+        with progress_bar(progress, "layer sensitivity", len(nodes)) as advance:
             sens = layer_sensitivity(fp32_path, ranges, nodes, small, ref[:len(small)], tmp, advance)
         res.sensitivity = dict(sorted(sens.items(), key=lambda kv: -kv[1]))
         order = list(res.sensitivity)

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgecnn._lazy import require
 from edgecnn.errors import CalibrationError
+from edgecnn.progress import progress_bar
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
 METHODS = ("minmax", "entropy", "percentile")
@@ -137,7 +138,7 @@ def collect_ranges(model_path: str | os.PathLike, batches: Sequence[np.ndarray] 
         lo = {t: np.inf for t in tensors}
         hi = {t: -np.inf for t in tensors}
         hists = {t: np.zeros(num_bins, np.float64) for t in tensors}
-        with _progress(progress, f"calibrating ({method})", passes * len(batches)) as advance:
+        with progress_bar(progress, f"calibrating ({method})", passes * len(batches)) as advance:
             for b in batches:
                 for t, v in zip(tensors, sess.run(tensors, {input_name: b})):
                     if v.size:
@@ -232,27 +233,3 @@ def _smooth(d: np.ndarray, eps: float = 1e-4) -> np.ndarray | None:
         return None
     out = d + eps * zeros - (eps * n_zero / n_nonzero) * ~zeros
     return out if np.all(out > 0) else None
-
-
-class _progress:
-    """A rich progress bar (or nothing), used as ``with _progress(...) as advance``."""
-
-    def __init__(self, enabled: bool, label: str, total: int):
-        self.enabled, self.label, self.total = enabled, label, total
-        self._p = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self._p = Progress("[progress.description]{task.description}", BarColumn(),
-                           MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-        self._p.__enter__()
-        task = self._p.add_task(self.label, total=self.total)
-        return lambda: self._p.advance(task)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
-        return False

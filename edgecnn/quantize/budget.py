@@ -2,9 +2,12 @@
 ``max_accuracy_drop`` points of fp32 top-1 on held-out data.
 
 Sensitivity of a layer = the error of the logits (normalised MSE vs fp32) when ONLY that
-layer is quantized. Layers are then left in float (``nodes_to_exclude``), most sensitive
-first, re-quantizing with the same cached ranges, until the budget holds. A budget that
-cannot be met within ``max_float_layers`` raises CalibrationError with the best drop.
+layer is quantized, scored on a few images (128 at 28-32 px). The k most sensitive layers
+are then left in float (``nodes_to_exclude``, same cached ranges), and the fewest k that
+meets the budget is found by doubling k and then bisecting: about 2*log2(k) re-quantizations,
+each scored on the whole held-out set but stopped as soon as the verdict is certain (when
+even all remaining images right could not bring the drop under the budget). A budget that
+cannot be met within ``max_float_layers`` raises CalibrationError with the drop reached.
 Without labels the score is top-1 agreement with fp32 (so the drop is disagreement).
 """
 
@@ -24,6 +27,8 @@ from edgecnn.quantize.int8 import ort_session, quantizable_nodes, quantize_onnx,
 from edgecnn.quantize.ranges import ActivationRanges
 
 SENSITIVITY_SAMPLES = 128
+SENSITIVITY_ELEMENTS = 1 << 19  # input elements scored per layer: fewer images at 224 px
+EVAL_CHUNK = 256
 MAX_FLOAT_FRACTION = 0.5  # an "INT8" model with most layers in float is not an INT8 model
 
 
@@ -88,6 +93,12 @@ class BudgetResult:
         return asdict(self)
 
 
+def sensitivity_samples(input_size_chw) -> int:
+    """Images scored per layer: 128 at 28-32 px, fewer for big inputs (at least 16)."""
+    c, h, w = input_size_chw
+    return max(16, min(SENSITIVITY_SAMPLES, SENSITIVITY_ELEMENTS // max(1, c * h * w)))
+
+
 def layer_sensitivity(fp32_path: Path, ranges: ActivationRanges, nodes: list[str],
                       data: np.ndarray, ref: np.ndarray, tmp: Path,
                       progress: Callable[[], None] = lambda: None) -> dict[str, float]:
@@ -99,8 +110,40 @@ def layer_sensitivity(fp32_path: Path, ranges: ActivationRanges, nodes: list[str
         quantize_onnx(fp32_path, path, ranges, nodes_to_quantize=[node])
         logits = run_model(ort_session(path), data)
         out[node] = float(np.mean((logits.astype(np.float64) - ref) ** 2) / denom)
+        path.unlink()
         progress()
     return out
+
+
+@dataclass
+class Probe:
+    """One candidate: the ``excluded`` most sensitive layers in float."""
+    excluded: int
+    score: float  # exact, or an upper bound when ``complete`` is False
+    drop: float  # exact, or a lower bound when ``complete`` is False
+    images: int  # images scored before the verdict was certain
+    complete: bool
+
+    def meets(self, budget: float) -> bool:
+        return self.complete and self.drop <= budget
+
+
+def score_until(sess, ev: EvalSet, ref: np.ndarray, fp32: float, budget: float | None,
+                chunk: int = EVAL_CHUNK) -> Probe:
+    """Score ``sess`` on ``ev`` chunk by chunk; with a ``budget``, stop as soon as even all the
+    remaining images right could not bring the drop under it (the verdict is then certain)."""
+    n = len(ev.data)
+    target = ev.labels if ev.labelled else ref.argmax(axis=1)
+    right = 0
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        pred = run_model(sess, ev.data[start:stop]).argmax(axis=1)
+        right += int(np.sum(pred == target[start:stop]))
+        best_possible = 100.0 * (right + n - stop) / n
+        if budget is not None and stop < n and fp32 - best_possible > budget:
+            return Probe(0, best_possible, fp32 - best_possible, stop, complete=False)
+    acc = 100.0 * right / n
+    return Probe(0, acc, fp32 - acc, n, complete=True)
 
 
 def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
@@ -128,35 +171,56 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     limit = max_float_layers if max_float_layers is not None else \
         max(1, int(len(nodes) * MAX_FLOAT_FRACTION))
     limit = min(limit, len(nodes))
-    log(f"over budget: measuring the sensitivity of {len(nodes)} layers")
-    small = ev.data[:SENSITIVITY_SAMPLES]
-    best = (fp32 - plain, [])
+    small = ev.data[:sensitivity_samples(ev.data.shape[1:])]
+    log(f"over budget: measuring the sensitivity of {len(nodes)} layers on {len(small)} images")
     with tempfile.TemporaryDirectory(prefix="edgecnn-budget-") as tmpd:
         tmp = Path(tmpd)
         with progress_bar(progress, "layer sensitivity", len(nodes)) as advance:
             sens = layer_sensitivity(fp32_path, ranges, nodes, small, ref[:len(small)], tmp, advance)
         res.sensitivity = dict(sorted(sens.items(), key=lambda kv: -kv[1]))
         order = list(res.sensitivity)
-        for k in range(1, limit + 1):
-            excluded = order[:k]
+
+        def probe(k: int, early_exit: bool = True) -> Probe:
             cand = tmp / f"excl_{k}.onnx"
-            quantize_onnx(fp32_path, cand, ranges, nodes_to_exclude=excluded)
-            acc = score(run_model(ort_session(cand), ev.data), ev, ref)
-            drop = fp32 - acc
-            res.steps.append({"excluded": k, "layer": excluded[-1], metric: acc,
-                              "drop": round(drop, 4)})
-            log(f"  float {excluded[-1]}: INT8 {metric} {acc:.2f}% (drop {drop:.2f} pt)")
-            if drop < best[0]:
-                best = (drop, excluded)
-            if drop <= budget:
-                os.replace(cand, _unlinked(int8_path))
-                res.int8, res.drop, res.excluded = acc, round(drop, 4), excluded
-                return res
-    raise CalibrationError(
-        f"accuracy budget {budget:g} pt cannot be met: the best INT8 model drops "
-        f"{best[0]:.2f} pt of {metric} (plain PTQ {fp32 - plain:.2f} pt) with "
-        f"{len(best[1])} of {len(nodes)} layers left in float (the limit is {limit}); "
-        f"try --calib-method entropy or percentile, more calibration samples, or a larger budget")
+            quantize_onnx(fp32_path, cand, ranges, nodes_to_exclude=order[:k])
+            p = score_until(ort_session(cand), ev, ref, fp32, budget if early_exit else None)
+            p.excluded = k
+            res.steps.append({"excluded": k, "layer": order[k - 1], metric: round(p.score, 4),
+                              "drop": round(p.drop, 4), "images": p.images,
+                              "complete": p.complete})
+            bound = "" if p.complete else f"at least {p.drop:.2f} pt, certain after {p.images} of " \
+                                          f"{len(ev.data)} images"
+            log(f"  {k} most sensitive layer{'s' if k > 1 else ''} in float: " +
+                (f"INT8 {metric} {p.score:.2f}% (drop {p.drop:.2f} pt)" if p.complete
+                 else f"drop {bound}"))
+            return p
+
+        # Fewest float layers that meet the budget: double k until it holds, then bisect
+        # (the drop falls, roughly monotonically, as more of the ranked layers stay float).
+        failing, passing, k = 0, None, 1
+        while passing is None:
+            p = probe(k, early_exit=k < limit)
+            if p.meets(budget):
+                passing = p
+            elif k == limit:
+                raise CalibrationError(
+                    f"accuracy budget {budget:g} pt cannot be met: the best INT8 model drops "
+                    f"{p.drop:.2f} pt of {metric} (plain PTQ {fp32 - plain:.2f} pt) with {k} of "
+                    f"{len(nodes)} layers left in float (the limit is {limit}); try "
+                    f"--calib-method entropy or percentile, more calibration samples, or a "
+                    f"larger budget")
+            else:
+                failing, k = k, min(2 * k, limit)
+        while passing.excluded - failing > 1:
+            p = probe((failing + passing.excluded) // 2)
+            if p.meets(budget):
+                passing = p
+            else:
+                failing = p.excluded
+        os.replace(tmp / f"excl_{passing.excluded}.onnx", _unlinked(int8_path))
+        res.int8, res.drop = passing.score, round(passing.drop, 4)
+        res.excluded = order[:passing.excluded]
+        return res
 
 
 def _unlinked(p: Path) -> Path:

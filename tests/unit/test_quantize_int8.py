@@ -311,6 +311,107 @@ def test_unmeetable_budget_says_the_best_achieved(tmp_path, calib_npy):
     assert not (tmp_path / "b").exists()
 
 
+def _varied_images(n: int = 300) -> np.ndarray:
+    """Noise images of varied brightness and contrast, so that globally pooled features differ."""
+    rng = np.random.default_rng(7)
+    noise = rng.random((n, SIZE, SIZE))
+    lo, span = rng.uniform(0, 128, (n, 1, 1)), rng.uniform(16, 127, (n, 1, 1))
+    return (lo + span * noise).astype(np.uint8)
+
+
+def chain_cnn(path: Path, sensitive: tuple[int, ...], depth: int = 8) -> Path:
+    """conv0(1->8) then ``depth - 1`` 1x1 convs (8->8), gap, gemm. For each i in ``sensitive``,
+    channel 0 of conv{i-1}'s output is ~500 and conv{i} ignores it: conv{i} is hypersensitive."""
+    rng = np.random.default_rng(3)
+    inits, nodes, x = [], [], "input"
+    for i in range(depth):
+        if i == 0:
+            w = rng.normal(0, 0.5, (8, 1, 3, 3)).astype(np.float32)
+        else:
+            w = (np.eye(8) + rng.normal(0, 0.3, (8, 8))).astype(np.float32)[:, :, None, None]
+        b = rng.normal(0, 0.1, 8).astype(np.float32)
+        if i + 1 in sensitive:
+            b[0] = 500.0
+        if i in sensitive:
+            w[:, 0] = 0.0
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}",
+                                   pads=[1, 1, 1, 1] if i == 0 else [0, 0, 0, 0]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        x = f"r{i}"
+    wf = rng.normal(0, 1.0, (10, 8)).astype(np.float32)
+    wf[:, 0] = 0.0 if depth in sensitive else wf[:, 0]
+    inits += [numpy_helper.from_array(wf, "wf"), numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["p"], name="gap"),
+              helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="fc", transB=1)]
+    g = helper.make_graph(nodes, "chain",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *CHW])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+                          initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    # centre and scale the classifier on the eval images, so fp32 predicts varied classes
+    from edgecnn.data.preprocess import normalize_uint8
+
+    y = run_model(ort_session(path), normalize_uint8(_varied_images(), PRE))
+    mean, std = y.mean(0), y.std(0) + 1e-6
+    inits[-2].CopyFrom(numpy_helper.from_array((wf / std[:, None]).astype(np.float32), "wf"))
+    inits[-1].CopyFrom(numpy_helper.from_array((-mean / std).astype(np.float32), "bf"))
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(inits)
+    onnx.save(m, str(path))
+    return path
+
+
+def test_budget_finds_the_fewest_float_layers_by_doubling_then_bisecting(tmp_path, calib_npy):
+    from edgecnn.quantize.budget import enforce_budget, load_eval
+
+    from edgecnn.data.preprocess import normalize_uint8
+
+    fp32 = chain_cnn(tmp_path / "chain.onnx", sensitive=(2, 4, 6))
+    imgs = _varied_images()
+    labels = run_model(ort_session(fp32), normalize_uint8(imgs, PRE)).argmax(1)
+    np.savez(tmp_path / "eval.npz", images=imgs, labels=labels,
+             classes=np.array([str(i) for i in range(10)]))
+    ev = load_eval(str(tmp_path / "eval.npz"), PRE, CHW)
+    ranges = collect_ranges(fp32, [ev.data[i:i + 50] for i in range(0, 300, 50)], "minmax")
+    int8 = tmp_path / "chain.int8.onnx"
+    quantize_onnx(fp32, int8, ranges)
+    logs: list[str] = []
+    res = enforce_budget(fp32, int8, ranges, ev, 25.0, log=logs.append, progress=False)
+    # plain 61 pt; float conv2+conv4: 62 pt; +conv6+fc: 13 pt; +conv6: 22 pt (int8 noise remains)
+    assert res.drop_plain > 25.0 >= res.drop
+    assert sorted(res.excluded) == ["conv2", "conv4", "conv6"]  # exactly the three, no more
+    assert [s["excluded"] for s in res.steps] == [1, 2, 4, 3]
+    assert not res.steps[0]["complete"] and res.steps[0]["images"] < 300  # stopped early
+    assert res.steps[-1]["complete"]
+    assert check_qdq(int8) == []
+    q = {n.name: n for n in onnx.load(str(int8)).graph.node}
+    for name in res.excluded:  # the float layers read float activations
+        assert q[name].input[0].startswith("r")
+
+
+def test_score_until_stops_only_when_the_verdict_is_certain(tmp_path):
+    from edgecnn.quantize.budget import EvalSet, score_until
+
+    fp32 = small_cnn(tmp_path / "m.onnx")
+    data = np.concatenate(_batches(200))
+    ref = run_model(ort_session(fp32), data)
+    wrong = EvalSet(data=data, labels=(ref.argmax(1) + 1) % 10, spec="wrong")
+    sess = ort_session(fp32)
+    full = score_until(sess, wrong, ref, fp32=100.0, budget=None, chunk=16)
+    assert full.complete and full.score == 0.0 and full.images == 200
+    early = score_until(sess, wrong, ref, fp32=100.0, budget=10.0, chunk=16)
+    # after 16 wrong the best possible is 92 % (drop 8 <= 10); after 32 it is 84 %: certain
+    assert (early.complete, early.images) == (False, 32) and early.drop == pytest.approx(16.0)
+    right = EvalSet(data=data, labels=ref.argmax(1), spec="right")
+    ok = score_until(sess, right, ref, fp32=100.0, budget=0.0, chunk=16)
+    assert ok.complete and ok.score == 100.0 and ok.meets(0.0)
+
+
 # -- FP16 ---------------------------------------------------------------------------------
 def test_fp16_keeps_float32_io_and_runs(model, tmp_path):
     from edgecnn.quantize.fp16 import convert_fp16

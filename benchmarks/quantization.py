@@ -105,13 +105,18 @@ def export(lm, bundle: Path, args, method: str, budget=None):
                          max_accuracy_drop=budget, eval=args.eval if budget is not None else None,
                          threads=args.threads)
     logs: list[str] = []
+
+    def log(message: str) -> None:  # shown as it happens: a budget search takes minutes
+        logs.append(message)
+        print(f"  {message}", flush=True)
+
     with BundleWriter(bundle, Manifest(model=lm.name, preprocess=lm.preprocess,
                                        labels=lm.labels)) as w:
         staged = w.path_for("model.onnx")
         if not staged.exists():
             export_onnx(lm.module, lm.input_size, staged)
         ctx = ExportContext(model=lm, options=opts, profile=None, precision="int8", writer=w,
-                            fp32_onnx=staged, log=logs.append)
+                            fp32_onnx=staged, log=log)
         t0 = time.perf_counter()
         a8 = export_int8(ctx)
         seconds = time.perf_counter() - t0

@@ -31,14 +31,20 @@ def staging_dirs(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.staging-*")) + sorted(out.parent.glob(f".{out.name}.old-*"))
 
 
-def kill_export(out: Path, moment: tuple[str, float], timeout: float = 240) -> bool:
+ONNX_EXPORT = ("--target", "onnx")
+INT8_EXPORT = ("--target", "onnx", "--precision", "int8", "--calib",
+               str(Path(__file__).resolve().parents[2] / "calibration" / "fashion-mnist-sample.toml"))
+
+
+def kill_export(out: Path, moment: tuple[str, float], timeout: float = 240,
+                args: tuple[str, ...] = ONNX_EXPORT) -> bool:
     """Start 'edgecnn export' into out and SIGKILL it at ``moment``; True if it finished first.
 
     moment: ("after", s) kills s seconds after start; ("staging", s) kills s seconds after
     its staging folder appears (the window where files are being written).
     """
     before = set(staging_dirs(out))
-    proc = subprocess.Popen([*EDGECNN, "export", "lenet5", "--target", "onnx", "--out", str(out),
+    proc = subprocess.Popen([*EDGECNN, "export", "lenet5", *args, "--out", str(out),
                              "--parity-samples", "2", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
     try:
@@ -86,6 +92,35 @@ def test_killed_export_leaves_old_or_complete_new_bundle(tiny_bundle, tmp_path):
     assert bundle_state(out) == "verified"
     assert staging_dirs(out) == [], f"stale staging folders left: {staging_dirs(out)} ({results})"
     assert any(not finished for _, finished, _ in results), results
+
+
+def test_killed_int8_calibration_export_keeps_bundle_and_cache_whole(tiny_bundle, tmp_path):
+    """SIGKILL while calibrating, quantizing and writing the range cache: the bundle stays the
+    old one (no model.int8.onnx, no cache) or a verified new one, and the next run completes."""
+    from edgecnn.bundle import Bundle
+
+    out = tmp_path / "lenet5"
+    shutil.copytree(tiny_bundle, out)
+    old = snapshot(out)
+    rng = random.Random(SEED + 1)
+    moments = [("staging", 0.0), ("staging", 0.3), ("staging", rng.uniform(0.3, 3.0)),
+               ("staging", rng.uniform(1.0, 6.0))]
+    killed = 0
+    for moment in moments:
+        finished = kill_export(out, moment, args=INT8_EXPORT)
+        killed += not finished
+        now = snapshot(out)
+        assert now == old or bundle_state(out).startswith("verified"), (
+            f"kill at {moment}: {bundle_state(out)}")
+        if now == old:
+            assert not any(name.startswith(("model.int8", "calibration")) for name in now), now
+        old = now
+    assert killed, "every int8 export finished before it could be killed"
+    assert kill_export(out, ("after", 600), args=INT8_EXPORT)
+    assert bundle_state(out).startswith("verified"), bundle_state(out)
+    assert staging_dirs(out) == []
+    b = Bundle.open(out)
+    assert {a.precision for a in b.manifest.artifacts} >= {"fp32", "int8"}
 
 
 def _tiny_manifest() -> Manifest:

@@ -96,13 +96,19 @@ class Bundle:
 
 def tool_versions(*modules: str) -> dict[str, str]:
     """Versions of the given top-level modules that are already imported or importable."""
-    import importlib.metadata as md
     import platform
 
     from edgecnn import __version__
 
-    out = {"edgecnn": __version__, "python": platform.python_version()}
-    for name in modules:
+    return {"edgecnn": __version__, "python": platform.python_version(), **package_versions(*modules)}
+
+
+def package_versions(*distributions: str) -> dict[str, str]:
+    """Installed versions of the given distributions; absent ones are left out."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in distributions:
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:

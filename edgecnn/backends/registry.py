@@ -60,7 +60,7 @@ class ExportOptions:
     int8_io: bool = False
     # TensorRT
     trt_version: str | None = None  # e.g. "10.3"; default from the profile
-    batch: BatchProfile = field(default_factory=BatchProfile)
+    batch: BatchProfile | None = None  # None: the target profile's, else BatchProfile()
     workspace_mb: int | None = None
     # parity
     parity_samples: int = 8

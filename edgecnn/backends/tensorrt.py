@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.backends.registry import Backend, ExportContext, ExportOptions, register_backend
+from edgecnn.backends.registry import (Backend, BatchProfile, ExportContext, ExportOptions,
+                                       register_backend)
 from edgecnn.errors import ExportError, ProfileError
 from edgecnn.tensorrt.plan import (BUILD_PLAN, DEFAULT_TRT_RANGE, DEFAULT_WORKSPACE_MB,
                                    PREPARED_KEY, BuildPlan, plans_json, read_plans, trt_onnx_name)
@@ -50,10 +51,10 @@ def make_plan(options: ExportOptions, profile, precision: str, input_name: str,
               folding: str) -> BuildPlan:
     lo, hi = trt_range(options, profile)
     b = options.batch
-    if profile is not None and getattr(profile, "is_device", False) and (b.min, b.opt, b.max) == (1, 1, 32):
-        # the option's defaults were not changed: the device profile decides
+    if b is None and profile is not None and getattr(profile, "is_device", False):
         b_min, b_opt, b_max = profile.batch_min, profile.batch_opt, profile.batch_max
-    else:
+    else:  # an explicit --batch always wins, even when it equals the defaults
+        b = b or BatchProfile()
         b_min, b_opt, b_max = b.min, b.opt, b.max
     return BuildPlan(
         precision=precision, trt_onnx=trt_onnx_name(precision), source_onnx=source_onnx,

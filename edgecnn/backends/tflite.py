@@ -512,15 +512,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
+    from edgecnn.bundle import package_versions
 
-    out = {}
-    for dist in ("litert-torch", "ai-edge-litert", "litert-converter", "ai-edge-quantizer"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return package_versions("litert-torch", "ai-edge-litert", "litert-converter", "ai-edge-quantizer")
 
 
 def _calm_logging() -> None:

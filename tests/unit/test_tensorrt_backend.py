@@ -196,3 +196,15 @@ def test_zoo_small_models_pass_preflight(name, tmp_path):
 @pytest.mark.parametrize("name", _zoo(fast=False))
 def test_zoo_models_pass_preflight(name, tmp_path):
     _zoo_case(name, tmp_path)
+
+
+@pytest.mark.parametrize("batch, expected", [(None, (1, 1, 8)), (BatchProfile(), (1, 1, 32)),
+                                             (BatchProfile(2, 4, 16), (2, 4, 16))])
+def test_batch_profile_from_device_profile_unless_given(batch, expected):
+    from edgecnn.backends.tensorrt import make_plan
+    from edgecnn.targets import resolve_target
+
+    plan = make_plan(ExportOptions(target="jetson-orin-nano", batch=batch),
+                     resolve_target("jetson-orin-nano"), "fp32", "input", (1, 32, 32),
+                     "model.onnx", "0" * 64, "none")
+    assert (plan.batch_min, plan.batch_opt, plan.batch_max) == expected

@@ -99,6 +99,11 @@ def _load_zoo(name: str, weights, size, num_classes) -> LoadedModel:
     module = _build_zoo(name, classes, size)
     if state is not None:
         _load_state(module, state, weights)
+    else:  # random weights: keep the logits of a normal size (see models/batchnorm.py)
+        from edgecnn.models.batchnorm import settle_batchnorm
+
+        settle_batchnorm(module, size)
+        source["init"] = "random weights, BatchNorm statistics settled on seeded random inputs"
     return _finish(module, name, size, classes, ckpt, source)
 
 

@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from edgecnn.models import create_model, list_models  # noqa: E402
+from edgecnn.models.batchnorm import settle_batchnorm  # noqa: E402
 
 FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
 
@@ -21,22 +22,6 @@ def _params():
     for info in list_models():
         marks = () if info.name in FAST else (pytest.mark.slow,)
         yield pytest.param(info.name, marks=marks, id=info.name)
-
-
-def _well_scaled(module, chw):
-    """Random weights, but BatchNorm statistics measured on random inputs: without them some
-    random-init nets (efficientnet_b0) give logits ~1e-13, which no float16 can hold."""
-    import torch
-
-    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the forward passes below
-    if bns:
-        module.train()
-        with torch.no_grad():
-            module(torch.randn(16, *chw))
-    return module.eval()
 
 
 @pytest.mark.parametrize("name", list(_params()))
@@ -55,7 +40,8 @@ def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
 
     c, h, w = get_model_info(name).test_size
     torch.manual_seed(0)
-    module = _well_scaled(create_model(name, num_classes=10, in_chans=c, img_size=h), (c, h, w))
+    # settled BatchNorm: random-init efficientnet_b0 otherwise gives logits ~1e-13
+    module = settle_batchnorm(create_model(name, num_classes=10, in_chans=c, img_size=h), (c, h, w))
     pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
     calib = tmp_path / "calib.npy"
     x = np.random.default_rng(0).standard_normal((16, c, h, w)).astype(np.float32)

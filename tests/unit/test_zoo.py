@@ -144,3 +144,29 @@ def test_count_macs_includes_vit_attention_matmuls():
     patch = 192 * 4 * (3 * 16 * 16)
     per_block = 5 * (192 * 576 + 192 * 192 + 2 * 192 * 768)
     assert linear_only == patch + 12 * per_block + 192 * 1000 + attention
+
+
+def test_settled_batchnorm_gives_random_nets_normal_logits_without_touching_weights():
+    from edgecnn.models.batchnorm import settle_batchnorm
+    from edgecnn.models.loading import load_model
+
+    torch.manual_seed(0)
+    net = create_model("efficientnet_b0", num_classes=10, in_chans=3, img_size=32).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        tiny = net(x).abs().max().item()
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k
+               and "num_batches" not in k}
+    settle_batchnorm(net, (3, 32, 32))
+    with torch.no_grad():
+        y = net(x)
+    assert tiny < 1e-6 < 1e-2 < y.abs().max().item()  # 1e-11-ish before, a normal size after
+    assert not net.training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())
+    # export without weights uses it, seeded: same random weights -> same statistics
+    a, b = ((torch.manual_seed(1), load_model("efficientnet_b0", input_size="3x32x32",
+                                              num_classes=10))[1] for _ in range(2))
+    assert "BatchNorm" in a.source["init"]
+    for (k, va), vb in zip(a.module.state_dict().items(), b.module.state_dict().values()):
+        if "running" in k:
+            assert torch.equal(va, vb), k

@@ -10,6 +10,9 @@ TensorFlow, so this backend does not read model.onnx.
   symmetric int8 weights, per-tensor int8 activations), calibrated on the same calibration set
   as the ONNX INT8 path (``edgecnn.quantize.calibration``). The activation observer is
   ``minmax`` or ``histogram``; with ``--eval`` data both are measured and the better one kept.
+  Over ``--max-accuracy-drop``, layers are ranked by simulated INT8 sensitivity in PyTorch
+  (``edgecnn.quantize.torch_sensitivity``) and the fewest most-sensitive ones are left in
+  float, found by doubling then bisecting over real conversions (at most half the layers).
 
 I/O of int8 models: litert-torch 0.10 folds the boundary quantize/dequantize into the graph's
 input and output tensors (its ConvertToTFLConfig has no I/O-type switch), so a full-integer
@@ -29,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -41,7 +44,6 @@ from edgecnn.manifest import LAYOUTS, Artifact, QuantParams, TensorSpec
 OBSERVERS = ("minmax", "histogram")
 # --calib-method (shared with the ONNX INT8 path) -> the PT2E activation observer
 CALIB_METHOD_OBSERVER = {"minmax": "minmax", "entropy": "histogram", "percentile": "histogram"}
-MAX_FLOAT_LAYERS = 6  # layers the accuracy budget may leave in float before giving up
 
 
 def resolve_layout(options: ExportOptions, profile) -> str:
@@ -297,15 +299,9 @@ def _export_int8(ctx: ExportContext, layout: str, path: Path) -> dict[str, Any]:
         choice = f"from calib_method={opts.calib_method} (no --eval data to measure)"
 
     budget = opts.max_accuracy_drop
+    ranking: dict[str, float] = {}
     if ev is not None and budget is not None and ev.fp32_top1 - best.top1 > budget:
-        for layers in _float_layer_candidates(model.module):
-            t = trial(best.observer, layers)
-            ctx.log(f"tflite int8: {len(layers)} layer(s) in float -> top-1 {t.top1:.2f} "
-                    f"(fp32 {ev.fp32_top1:.2f})")
-            if t.top1 > best.top1 or (ev.fp32_top1 - t.top1 <= budget):
-                best = t
-            if ev.fp32_top1 - best.top1 <= budget:
-                break
+        best, ranking = _search_float_layers(ctx, calib.data, ev, best, budget, trial)
     chosen = path.with_name(f"{path.name}.{best.observer}.{len(best.float_layers)}")
     chosen.replace(path)
     for leftover in path.parent.glob(path.name + ".*"):
@@ -316,6 +312,7 @@ def _export_int8(ctx: ExportContext, layout: str, path: Path) -> dict[str, Any]:
                         "int8 per-tensor activations",
         "observer": best.observer, "observer_choice": choice,
         "float_layers": list(best.float_layers),
+        "sensitivity": {k: float(f"{v:.4g}") for k, v in list(ranking.items())[:10]},
         "calibration": calib.describe(),
         "int8_io_requested": bool(opts.int8_io),
     }
@@ -335,21 +332,38 @@ def _export_int8(ctx: ExportContext, layout: str, path: Path) -> dict[str, Any]:
     return details
 
 
-def _float_layer_candidates(module) -> list[tuple[str, ...]]:
-    """Growing sets of conv/linear layers to leave in float: the ends first (the first conv
-    sees raw pixels, the classifier's logits are what top-1 reads), then inwards."""
-    import torch
+def _search_float_layers(ctx: ExportContext, calib: np.ndarray, ev: _Eval, best: _Trial,
+                         budget: float, trial: Callable[[str, tuple[str, ...]], _Trial]):
+    """Leave the fewest most-sensitive layers in float that bring top-1 within ``budget``.
 
-    names = [n for n, m in module.named_modules()
-             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    order: list[str] = []
-    lo, hi = 0, len(names) - 1
-    while lo <= hi and len(order) < MAX_FLOAT_LAYERS:
-        order.append(names[hi])
-        if lo < hi and len(order) < MAX_FLOAT_LAYERS:
-            order.append(names[lo])
-        lo, hi = lo + 1, hi - 1
-    return [tuple(order[:k]) for k in range(1, len(order) + 1)]
+    Layers are ranked by simulated INT8 sensitivity in PyTorch (seconds), then the search
+    converts only the prefixes it needs (each a full conversion): double, then bisect, at most
+    half of the layers. Returns the best trial (over budget when none met it) and the ranking.
+    """
+    from edgecnn.progress import progress_bar
+    from edgecnn.quantize.budget import MAX_FLOAT_FRACTION, fewest_passing, sensitivity_samples
+    from edgecnn.quantize.torch_sensitivity import layer_sensitivity, quantizable_layers
+
+    module = ctx.model.module
+    sample = calib[:sensitivity_samples(ctx.model.input_size)]
+    with progress_bar(True, "layer sensitivity", len(quantizable_layers(module))) as advance:
+        sens = layer_sensitivity(module, sample, advance)
+    ranking = dict(sorted(sens.items(), key=lambda kv: -kv[1]))
+    order = list(ranking)
+    limit = min(len(order), max(1, int(len(order) * MAX_FLOAT_FRACTION)))
+    ctx.log(f"tflite int8: top-1 drop {ev.fp32_top1 - best.top1:.2f} pt is over the budget of "
+            f"{budget:g}; most sensitive layers: {', '.join(order[:3])}")
+    tried: dict[int, _Trial] = {}
+
+    def passes(k: int) -> bool:
+        t = tried[k] = trial(best.observer, tuple(order[:k]))
+        ctx.log(f"tflite int8: {k} most sensitive layer(s) in float -> top-1 {t.top1:.2f} "
+                f"(fp32 {ev.fp32_top1:.2f})")
+        return ev.fp32_top1 - t.top1 <= budget
+
+    k = fewest_passing(limit, passes)
+    chosen = tried[k] if k is not None else max([best, *tried.values()], key=lambda t: t.top1)
+    return chosen, ranking
 
 
 def _fp32_eval(ctx: ExportContext) -> _Eval:

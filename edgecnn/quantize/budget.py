@@ -146,6 +146,25 @@ def score_until(sess, ev: EvalSet, ref: np.ndarray, fp32: float, budget: float |
     return Probe(0, acc, fp32 - acc, n, complete=True)
 
 
+def fewest_passing(limit: int, passes: Callable[[int], bool]) -> int | None:
+    """Smallest k in 1..limit with ``passes(k)``, taking ``passes`` as monotone (more layers
+    in float never hurts much): double k until it passes, then bisect. About 2*log2(k) calls;
+    None when even ``passes(limit)`` is False."""
+    failing, k = 0, 1
+    while not passes(k):
+        if k >= limit:
+            return None
+        failing, k = k, min(2 * k, limit)
+    passing = k
+    while passing - failing > 1:
+        mid = (failing + passing) // 2
+        if passes(mid):
+            passing = mid
+        else:
+            failing = mid
+    return passing
+
+
 def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                    ranges: ActivationRanges, ev: EvalSet, budget: float,
                    max_float_layers: int | None = None, log: Callable[[str], None] = print,
@@ -195,28 +214,22 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                  else f"drop {bound}"))
             return p
 
-        # Fewest float layers that meet the budget: double k until it holds, then bisect
-        # (the drop falls, roughly monotonically, as more of the ranked layers stay float).
-        failing, passing, k = 0, None, 1
-        while passing is None:
-            p = probe(k, early_exit=k < limit)
-            if p.meets(budget):
-                passing = p
-            elif k == limit:
-                raise CalibrationError(
-                    f"accuracy budget {budget:g} pt cannot be met: the best INT8 model drops "
-                    f"{p.drop:.2f} pt of {metric} (plain PTQ {fp32 - plain:.2f} pt) with {k} of "
-                    f"{len(nodes)} layers left in float (the limit is {limit}); try "
-                    f"--calib-method entropy or percentile, more calibration samples, or a "
-                    f"larger budget")
-            else:
-                failing, k = k, min(2 * k, limit)
-        while passing.excluded - failing > 1:
-            p = probe((failing + passing.excluded) // 2)
-            if p.meets(budget):
-                passing = p
-            else:
-                failing = p.excluded
+        probes: dict[int, Probe] = {}
+
+        def passes(k: int) -> bool:
+            probes[k] = probe(k, early_exit=k < limit)  # the last resort is scored in full
+            return probes[k].meets(budget)
+
+        k = fewest_passing(limit, passes)
+        if k is None:
+            p = probes[limit]
+            raise CalibrationError(
+                f"accuracy budget {budget:g} pt cannot be met: the best INT8 model drops "
+                f"{p.drop:.2f} pt of {metric} (plain PTQ {fp32 - plain:.2f} pt) with {limit} of "
+                f"{len(nodes)} layers left in float (the limit is {limit}); try "
+                f"--calib-method entropy or percentile, more calibration samples, or a "
+                f"larger budget")
+        passing = probes[k]
         os.replace(tmp / f"excl_{passing.excluded}.onnx", _unlinked(int8_path))
         res.int8, res.drop = passing.score, round(passing.drop, 4)
         res.excluded = order[:passing.excluded]

@@ -60,6 +60,9 @@ def _npz(path: Path, chw, n=48, labels=None, seed=0) -> str:
     return str(path)
 
 
+LOG = lambda m: None  # noqa: E731 - tests may swap in print
+
+
 def export(loaded: LoadedModel, out: Path, precision: str, **opts):
     """What the pipeline does for --target tflite, minus the ONNX step this backend ignores."""
     backend = get_backend("tflite")
@@ -71,7 +74,7 @@ def export(loaded: LoadedModel, out: Path, precision: str, **opts):
                 else Manifest(model=loaded.name, preprocess=loaded.preprocess, labels=loaded.labels))
     with BundleWriter(out, manifest) as writer:
         ctx = ExportContext(model=loaded, options=options, profile=profile, precision=precision,
-                            writer=writer, fp32_onnx=out / "model.onnx", log=lambda m: None)
+                            writer=writer, fp32_onnx=out / "model.onnx", log=LOG)
         artifacts = backend.export(ctx)
     return artifacts[0]
 
@@ -288,6 +291,49 @@ def test_accuracy_budget_leaves_layers_in_float(tmp_path):
     assert acc["top1_drop"] <= 10.0
     assert art.outputs[0].dtype == "float32" and art.outputs[0].quant is None
     assert art.inputs[0].dtype == "int8"  # the rest is still integer
+
+
+class _OutlierTensor(nn.Module):
+    """conv1's channel 0 is ~500 for every input and conv2 ignores it: int8 per-tensor
+    quantization of that tensor (conv1's output and conv2's input) wipes out the other
+    channels, and only leaving BOTH convs in float gets the accuracy back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, 4, 3, padding=1)  # 4 layers: the search may float up to 2
+        self.conv1 = nn.Conv2d(4, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 4, 3, stride=3)
+        self.head = nn.Linear(4 * 4 * 4, 10)
+        with torch.no_grad():
+            self.conv1.bias[0] = 500.0
+            self.conv2.weight[:, 0] = 0.0
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(torch.relu(self.conv0(x))))))
+        return self.head(x.flatten(1))
+
+
+def test_accuracy_budget_searches_the_ranked_layers(tmp_path):
+    from edgecnn.data.preprocess import preprocess_batch
+
+    torch.manual_seed(0)
+    chw = (1, 12, 12)
+    m = _OutlierTensor().eval()
+    loaded = _loaded(m, "outlier", chw)
+    calib = _npz(tmp_path / "calib.npz", chw, n=32, seed=0)
+    images = np.load(_npz(tmp_path / "ev0.npz", chw, n=64, seed=1))["images"]
+    labels = _torch(m, preprocess_batch(list(images), loaded.preprocess)).argmax(1)
+    assert len(set(labels.tolist())) > 2
+    eval_spec = _npz(tmp_path / "ev.npz", chw, n=64, seed=1, labels=labels)
+    art = export(loaded, tmp_path / "outlier", "int8", calib=calib, calib_samples=32,
+                 eval=eval_spec, max_accuracy_drop=10.0)
+    acc, d = art.details["accuracy"], art.details
+    assert all(100.0 - t["top1"] > 10.0 for t in acc["trials"] if not t["float_layers"])
+    assert list(d["sensitivity"])[:2] in (["conv1", "conv2"], ["conv2", "conv1"])
+    assert sorted(d["float_layers"]) == ["conv1", "conv2"]  # both ends of the tensor, no more
+    searched = [len(t["float_layers"]) for t in acc["trials"] if t["float_layers"]]
+    assert searched == [1, 2]  # doubling stops at the first prefix that meets the budget
+    assert acc["top1_drop"] <= 10.0
 
 
 # -- the zoo matrix --------------------------------------------------------------------------

@@ -56,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--calib-speed", default=None,
                    help="calibration data for the resnet18 speed run (default: 32 random images)")
     p.add_argument("--limit", type=int, default=None, help="first N test images only")
+    p.add_argument("--budget", type=float, default=None,
+                   help="--max-accuracy-drop for the accuracy exports (measured on --eval)")
     p.add_argument("--weights-dir", default=str(ROOT / "weights"))
     p.add_argument("--workdir", default=None, help="keep bundles here (default: a temp folder)")
     p.add_argument("--_convert", nargs=4, metavar=("MODEL", "PRECISION", "OUT", "CALIB"),
@@ -272,7 +274,7 @@ def bench_accuracy(args, work: Path) -> list[dict]:
         loaded = load_model(model, weights=str(weights))
         out = work / f"acc-{model}"
         art = export_bundle(loaded, out, "int8", args.threads, calib=args.calib,
-                            calib_samples=512, eval=args.eval)
+                            calib_samples=512, eval=args.eval, max_accuracy_drop=args.budget)
         ref = evaluate(lambda x: torch_outputs(loaded.module, [x]), test, loaded.preprocess,
                        progress=False)
         with rt.load(out, backend="tflite", precision="int8", threads=args.threads) as s:
@@ -281,7 +283,9 @@ def bench_accuracy(args, work: Path) -> list[dict]:
                "torch_fp32_top1": round(ref.top1, 2), "tflite_int8_top1": round(got.top1, 2),
                "drop": round(ref.top1 - got.top1, 2), "agreement": round(got.agreement(ref), 2),
                "observer": art.details["observer"], "observer_choice": art.details["observer_choice"],
-               "float_layers": art.details["float_layers"],
+               "float_layers": art.details["float_layers"], "budget": args.budget,
+               "trials": art.details["accuracy"]["trials"],
+               "eval_fp32_top1": art.details["accuracy"]["fp32_top1"],
                "size_mb": round(art.size_bytes / 1e6, 3)}
         print(f"accuracy {model}: fp32 {row['torch_fp32_top1']:.2f} -> tflite int8 "
               f"{row['tflite_int8_top1']:.2f} (drop {row['drop']:.2f} pt, agreement "
@@ -326,14 +330,20 @@ def markdown(results: dict) -> str:
     acc = results.get("accuracy")
     if acc:
         lines += ["## Fashion-MNIST test, PyTorch fp32 vs TFLite int8", "",
-                  "| model | fp32 top-1 | int8 top-1 | drop (pt) | agreement | observer |",
-                  "|---|---|---|---|---|---|"]
+                  "| model | fp32 top-1 | int8 top-1 | drop (pt) | agreement | observer | budget "
+                  "| layers in float |", "|---|---|---|---|---|---|---|---|"]
         for r in acc:
             if "skipped" in r:
-                lines.append(f"| {r['model']} | skipped: {r['skipped']} |||||")
+                lines.append(f"| {r['model']} | skipped: {r['skipped']} |||||||")
             else:
+                plain = [t for t in r.get("trials", []) if not t["float_layers"]]
+                plain_txt = ("; plain int8: " + ", ".join(
+                    f"{t['observer']} {r['eval_fp32_top1'] - t['top1']:.2f} pt on eval"
+                    for t in plain)) if r.get("float_layers") else ""
                 lines.append(f"| {r['model']} | {r['torch_fp32_top1']} | {r['tflite_int8_top1']} "
-                             f"| {r['drop']} | {r['agreement']} | {r['observer']} |")
+                             f"| {r['drop']} | {r['agreement']} | {r['observer']} "
+                             f"| {r.get('budget') or '-'} "
+                             f"| {', '.join(r.get('float_layers', [])) or '-'}{plain_txt} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -374,8 +384,11 @@ def main(argv=None) -> int:
             done = {(r["model"], r["precision"]) for r in new}
             results["convert"] = [r for r in results.get("convert", [])
                                   if (r["model"], r["precision"]) not in done] + new
-        if "accuracy" in only:
-            results["accuracy"] = bench_accuracy(args, work)
+        if "accuracy" in only:  # rows of models not measured this time are kept
+            new_rows = bench_accuracy(args, work)
+            done = {r["model"] for r in new_rows}
+            results["accuracy"] = [r for r in results.get("accuracy", [])
+                                   if r["model"] not in done] + new_rows
     finally:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "tflite.json").write_text(json.dumps(results, indent=2) + "\n")

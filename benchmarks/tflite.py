@@ -87,14 +87,11 @@ def export_bundle(model, out: Path, precision: str, threads: int, **opts):
 
 
 def _random_model(name: str):
-    """The zoo model with random weights and settled BatchNorm statistics (otherwise
-    efficientnet_b0 and googlenet give logits of about 1e-11, which INT8 rounds to zero)."""
-    from edgecnn.models.batchnorm import settle_batchnorm
+    """The zoo model with random weights, as `edgecnn export NAME` loads it (efficientnet_b0
+    and googlenet with settled BatchNorm: otherwise logits of about 1e-11, which INT8 zeroes)."""
     from edgecnn.models.loading import load_model
 
-    lm = load_model(name)
-    settle_batchnorm(lm.module, lm.input_size)
-    return lm
+    return load_model(name)  # settles BatchNorm where random-init logits vanish
 
 
 def _convert_child(model: str, precision: str, out: str, calib: str) -> None:
@@ -382,8 +379,12 @@ def main(argv=None) -> int:
         if "convert" in only:  # rows of models not converted this time are kept
             new = bench_convert(args, work)
             done = {(r["model"], r["precision"]) for r in new}
-            results["convert"] = [r for r in results.get("convert", [])
-                                  if (r["model"], r["precision"]) not in done] + new
+            rows = [r for r in results.get("convert", [])
+                    if (r["model"], r["precision"]) not in done] + new
+            models = list(dict.fromkeys([*CONVERT_MODELS, *(r["model"] for r in rows)]))
+            precisions = ["fp32", "fp16", "int8"]
+            results["convert"] = sorted(rows, key=lambda r: (models.index(r["model"]),
+                                                             precisions.index(r["precision"])))
         if "accuracy" in only:  # rows of models not measured this time are kept
             new_rows = bench_accuracy(args, work)
             done = {r["model"] for r in new_rows}

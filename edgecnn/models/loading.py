@@ -100,10 +100,11 @@ def _load_zoo(name: str, weights, size, num_classes) -> LoadedModel:
     if state is not None:
         _load_state(module, state, weights)
     else:  # random weights: keep the logits of a normal size (see models/batchnorm.py)
-        from edgecnn.models.batchnorm import settle_batchnorm
+        from edgecnn.models.batchnorm import settle_if_vanishing
 
-        settle_batchnorm(module, size)
-        source["init"] = "random weights, BatchNorm statistics settled on seeded random inputs"
+        settled = settle_if_vanishing(module, size)
+        source["init"] = ("random weights, BatchNorm statistics settled on seeded random inputs"
+                          if settled else "random weights")
     return _finish(module, name, size, classes, ckpt, source)
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from edgecnn.models import create_model, list_models  # noqa: E402
-from edgecnn.models.batchnorm import settle_batchnorm  # noqa: E402
+from edgecnn.models.batchnorm import settle_if_vanishing  # noqa: E402
 
 FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
 
@@ -40,8 +40,9 @@ def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
 
     c, h, w = get_model_info(name).test_size
     torch.manual_seed(0)
-    # settled BatchNorm: random-init efficientnet_b0 otherwise gives logits ~1e-13
-    module = settle_batchnorm(create_model(name, num_classes=10, in_chans=c, img_size=h), (c, h, w))
+    # as `edgecnn export NAME` does: settled BatchNorm where random-init logits vanish
+    module = create_model(name, num_classes=10, in_chans=c, img_size=h)
+    settle_if_vanishing(module, (c, h, w))
     pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
     calib = tmp_path / "calib.npy"
     x = np.random.default_rng(0).standard_normal((16, c, h, w)).astype(np.float32)

@@ -163,7 +163,10 @@ def test_settled_batchnorm_gives_random_nets_normal_logits_without_touching_weig
     assert tiny < 1e-6 < 1e-2 < y.abs().max().item()  # 1e-11-ish before, a normal size after
     assert not net.training
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())
-    # export without weights uses it, seeded: same random weights -> same statistics
+    # export without weights settles only nets whose logits vanish, seeded
+    torch.manual_seed(1)
+    assert load_model("resnet8", num_classes=10).source["init"] == "random weights"
+
     a, b = ((torch.manual_seed(1), load_model("efficientnet_b0", input_size="3x32x32",
                                               num_classes=10))[1] for _ in range(2))
     assert "BatchNorm" in a.source["init"]

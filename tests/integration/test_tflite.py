@@ -268,20 +268,25 @@ class _WideLogits(nn.Module):
         return self.head(self.stem(x))
 
 
-def test_accuracy_budget_leaves_layers_in_float(tmp_path):
-    torch.manual_seed(0)
-    chw = (1, 12, 12)
-    m = _WideLogits().eval()
-    loaded = _loaded(m, "wide", chw)
-    calib = _npz(tmp_path / "calib.npz", chw, n=32, seed=0)
-    # held-out labels = the fp32 model's own answers, so fp32 scores 100%
+def _budget_export(m, name: str, tmp_path: Path, n_eval: int):
+    """int8 export of ``m`` (1x12x12) with a 10 pt budget, on held-out labels that are the
+    fp32 model's own answers (so fp32 scores 100 %)."""
     from edgecnn.data.preprocess import preprocess_batch
-    images = np.load(_npz(tmp_path / "ev0.npz", chw, n=48, seed=1))["images"]
+
+    chw = (1, 12, 12)
+    loaded = _loaded(m, name, chw)
+    calib = _npz(tmp_path / "calib.npz", chw, n=32, seed=0)
+    images = np.load(_npz(tmp_path / "ev0.npz", chw, n=n_eval, seed=1))["images"]
     labels = _torch(m, preprocess_batch(list(images), loaded.preprocess)).argmax(1)
     assert len(set(labels.tolist())) > 2  # the answers vary, so collapsing them costs top-1
-    eval_spec = _npz(tmp_path / "ev.npz", chw, n=48, seed=1, labels=labels)
-    art = export(loaded, tmp_path / "wide", "int8", calib=calib, calib_samples=32,
-                 eval=eval_spec, max_accuracy_drop=10.0)
+    eval_spec = _npz(tmp_path / "ev.npz", chw, n=n_eval, seed=1, labels=labels)
+    return export(loaded, tmp_path / name, "int8", calib=calib, calib_samples=32,
+                  eval=eval_spec, max_accuracy_drop=10.0)
+
+
+def test_accuracy_budget_leaves_layers_in_float(tmp_path):
+    torch.manual_seed(0)
+    art = _budget_export(_WideLogits().eval(), "wide", tmp_path, n_eval=48)
     acc = art.details["accuracy"]
     assert acc["fp32_top1"] == pytest.approx(100.0)
     first = [t for t in acc["trials"] if not t["float_layers"]]
@@ -314,19 +319,8 @@ class _OutlierTensor(nn.Module):
 
 
 def test_accuracy_budget_searches_the_ranked_layers(tmp_path):
-    from edgecnn.data.preprocess import preprocess_batch
-
     torch.manual_seed(0)
-    chw = (1, 12, 12)
-    m = _OutlierTensor().eval()
-    loaded = _loaded(m, "outlier", chw)
-    calib = _npz(tmp_path / "calib.npz", chw, n=32, seed=0)
-    images = np.load(_npz(tmp_path / "ev0.npz", chw, n=64, seed=1))["images"]
-    labels = _torch(m, preprocess_batch(list(images), loaded.preprocess)).argmax(1)
-    assert len(set(labels.tolist())) > 2
-    eval_spec = _npz(tmp_path / "ev.npz", chw, n=64, seed=1, labels=labels)
-    art = export(loaded, tmp_path / "outlier", "int8", calib=calib, calib_samples=32,
-                 eval=eval_spec, max_accuracy_drop=10.0)
+    art = _budget_export(_OutlierTensor().eval(), "outlier", tmp_path, n_eval=64)
     acc, d = art.details["accuracy"], art.details
     assert all(100.0 - t["top1"] > 10.0 for t in acc["trials"] if not t["float_layers"])
     assert list(d["sensitivity"])[:2] in (["conv1", "conv2"], ["conv2", "conv1"])

@@ -27,7 +27,7 @@ class OnnxRuntimeBackend(Backend):
     def check(self, options: ExportOptions, profile) -> None:
         from edgecnn._lazy import available
 
-        precision = options.precision or profile.precision
+        precision = self.resolve_precision(options, profile)
         if not available("onnxruntime"):
             raise MissingDependencyError("onnxruntime is needed to check ONNX exports; install it "
                                          "with: pip install 'edgecnn[ort]'")

@@ -103,6 +103,16 @@ class Backend:
     def check(self, options: ExportOptions, profile: "TargetProfile") -> None:
         """Raise a clear EdgeCNNError for bad arguments before any work starts."""
 
+    def resolve_precision(self, options: ExportOptions, profile: "TargetProfile | None") -> str:
+        """--precision, else the profile's, else fp32; ExportError when this backend lacks it."""
+        from edgecnn.errors import ExportError
+
+        precision = options.precision or getattr(profile, "precision", None) or "fp32"
+        if precision not in self.precisions:
+            raise ExportError(f"{self.name} does not support precision {precision!r}; "
+                              f"choose one of {', '.join(self.precisions)}")
+        return precision
+
     def export(self, ctx: ExportContext) -> list["Artifact"]:  # pragma: no cover - abstract
         raise NotImplementedError
 

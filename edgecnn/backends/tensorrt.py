@@ -97,9 +97,7 @@ class TensorRTBackend(Backend):
     precisions = ("fp32", "fp16", "int8")
 
     def check(self, options: ExportOptions, profile) -> None:
-        prec = options.precision or getattr(profile, "precision", None) or "fp32"
-        if prec not in self.precisions:
-            raise ProfileError(f"TensorRT precision must be one of {self.precisions}, got {prec!r}")
+        self.resolve_precision(options, profile)
         lo, hi = trt_range(options, profile)
         for v in (lo, hi):
             TrtVersion.parse(v)  # raises ProfileError with the bad text

@@ -38,7 +38,8 @@ import numpy as np
 
 from edgecnn._lazy import require
 from edgecnn.backends.registry import Backend, ExportContext, ExportOptions, register_backend
-from edgecnn.errors import CalibrationError, ExportError, ProfileError
+from edgecnn.bundle import package_versions
+from edgecnn.errors import CalibrationError, ExportError
 from edgecnn.manifest import LAYOUTS, Artifact, QuantParams, TensorSpec
 
 OBSERVERS = ("minmax", "histogram")
@@ -62,10 +63,7 @@ class TFLiteBackend(Backend):
     precisions = ("fp32", "fp16", "int8")
 
     def check(self, options: ExportOptions, profile) -> None:
-        precision = options.precision or getattr(profile, "precision", None) or "fp32"
-        if precision not in self.precisions:
-            raise ProfileError(f"the tflite target supports {list(self.precisions)}, "
-                               f"not {precision!r}")
+        precision = self.resolve_precision(options, profile)
         resolve_layout(options, profile)
         if precision == "int8" and not options.calib:
             raise CalibrationError("tflite int8 needs calibration data: pass --calib (an image "
@@ -102,7 +100,8 @@ class TFLiteBackend(Backend):
                     details["fp16"] = "weights stored as float16 (ai-edge-quantizer FLOAT_CASTING)"
         details.update(conversion_seconds=round(time.perf_counter() - t0, 3),
                        conversion_peak_rss_mb=mem.peak_mb, layout=layout,
-                       converter=_versions())
+                       converter=package_versions("litert-torch", "ai-edge-litert",
+                                                   "litert-converter", "ai-edge-quantizer"))
         inputs, outputs, batch = tensor_specs(path, layout)
         details["tflite_batch"] = batch  # traced batch; the runtime resizes or loops over it
         artifact = ctx.writer.add_artifact(file, "tflite", ctx.precision, inputs, outputs, details)
@@ -523,12 +522,6 @@ def _first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()[:300]
     return type(exc).__name__
-
-
-def _versions() -> dict[str, str]:
-    from edgecnn.bundle import package_versions
-
-    return package_versions("litert-torch", "ai-edge-litert", "litert-converter", "ai-edge-quantizer")
 
 
 def _calm_logging() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgecnn.backends.registry import ExportContext, ExportOptions, LoadedModel, get_backend
-from edgecnn.errors import BundleError, EdgeCNNError, ExportError
+from edgecnn.errors import BundleError, EdgeCNNError
 from edgecnn.manifest import Artifact, Manifest, TensorSpec
 
 DEFAULT_BUNDLE_ROOT = Path("bundles")
@@ -63,10 +63,7 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
     # 1-2. target, precision, argument checks
     profile = resolve_target(options.target)
     backend = get_backend(profile.backend)
-    precision = options.precision or profile.precision
-    if precision not in backend.precisions:
-        raise ExportError(f"{backend.name} does not support precision {precision!r}; "
-                          f"choose one of {', '.join(backend.precisions)}")
+    precision = backend.resolve_precision(options, profile)
     backend.check(options, profile)
     for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
         require(mod, None, "export a model")

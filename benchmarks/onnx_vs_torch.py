@@ -63,9 +63,9 @@ def main(argv=None) -> int:
     import torch
 
     import edgecnn.runtime as rt
-    from edgecnn.backends.registry import ExportOptions
+    from edgecnn.options import ExportOptions
     from edgecnn.bundle import tool_versions
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
     from edgecnn.models.loading import load_model, parse_input_size
 
     torch.manual_seed(0)

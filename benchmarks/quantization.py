@@ -93,7 +93,7 @@ def latency(sessions: dict[str, object], x: np.ndarray, iters: int, rounds: int)
 
 
 def top1(sess, ds, pre, progress_label: str) -> tuple[float, np.ndarray]:
-    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.accuracy import evaluate
     from edgecnn.quantize.int8 import run_model
 
     res = evaluate(lambda b: run_model(sess, b, 256), ds, pre, batch_size=256,
@@ -103,7 +103,8 @@ def top1(sess, ds, pre, progress_label: str) -> tuple[float, np.ndarray]:
 
 def export(lm, bundle: Path, args, method: str, budget=None):
     """model.onnx (first call) then one INT8 (+FP16) export into ``bundle``."""
-    from edgecnn.backends.registry import ExportContext, ExportOptions
+    from edgecnn.backends.registry import ExportContext
+    from edgecnn.options import ExportOptions
     from edgecnn.bundle import BundleWriter
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest

@@ -77,8 +77,8 @@ def _random_calib(path: Path, chw, n=64, seed=0) -> str:
 
 
 def export_bundle(model, out: Path, precision: str, threads: int, **opts):
-    from edgecnn.backends.registry import ExportOptions
-    from edgecnn.export.pipeline import export
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
 
     options = ExportOptions(target="tflite", precision=precision, out=out, threads=threads,
                             **opts)
@@ -253,7 +253,7 @@ def bench_speed(args, work: Path) -> dict:
 
 def bench_accuracy(args, work: Path) -> list[dict]:
     import edgecnn.runtime as rt
-    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.accuracy import evaluate
     from edgecnn.data.datasets import load_dataset
     from edgecnn.export.parity import torch_outputs
     from edgecnn.models.loading import load_model

@@ -69,3 +69,12 @@ class BackendUnavailableError(EdgeCNNError):
 
 class EngineMismatchError(BackendUnavailableError):
     """A TensorRT engine built for another GPU / TensorRT version than this machine."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none):
+    library errors often carry pages of context, and the CLI prints one line."""
+    for line in str(exc).strip().splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__

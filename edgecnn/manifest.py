@@ -15,14 +15,14 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgecnn import catalog
 from edgecnn.errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 LAYOUTS = ("NCHW", "NHWC")
-PRECISIONS = ("fp32", "fp16", "int8")
-BACKENDS = ("onnxruntime", "tflite", "tensorrt")
+PRECISIONS = catalog.PRECISIONS
 DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64")
 
 
@@ -170,7 +170,8 @@ class Artifact:
         _expect(len(sha) == 64 and all(c in "0123456789abcdef" for c in sha), where,
                 "sha256 must be 64 lowercase hex digits")
         backend = _typed(d, "backend", str, where)
-        _expect(backend in BACKENDS, where, f"backend must be one of {BACKENDS}, got {backend!r}")
+        known = tuple(catalog.BACKENDS)
+        _expect(backend in known, where, f"backend must be one of {known}, got {backend!r}")
         precision = _typed(d, "precision", str, where)
         _expect(precision in PRECISIONS, where, f"precision must be one of {PRECISIONS}")
         inputs = _typed(d, "inputs", list, where)

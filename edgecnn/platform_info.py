@@ -153,6 +153,17 @@ def parse_cpuinfo(text: str) -> str | None:
     return None
 
 
+def has_nvidia_gpu(root: str | os.PathLike = "/") -> bool:
+    """An NVIDIA GPU the driver exposes (desktop /dev/nvidia0, or a Jetson's integrated GPU);
+    EDGECNN_ASSUME_GPU=1 says so for tests of GPU-only control flow."""
+    r = Path(root)
+    if (r / "dev/nvidia0").exists() or (r / "dev/nvhost-gpu").exists():
+        return True
+    if (r / NV_TEGRA_RELEASE).is_file():
+        return True
+    return bool(os.environ.get("EDGECNN_ASSUME_GPU"))
+
+
 # -- probes ----------------------------------------------------------------------------------
 
 def _read(root: Path, rel: str) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecnn import catalog
 from edgecnn.errors import ProfileError, UnknownTargetError
 
 if sys.version_info >= (3, 11):
@@ -20,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "targets"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = catalog.PRECISIONS
 
 _FIELDS = {
     "name": str, "description": str, "backend": str, "precision": str, "threads": int,
@@ -59,8 +60,6 @@ class TargetProfile:
 
 
 def _validate(data: dict[str, Any], where: str) -> TargetProfile:
-    from edgecnn.backends.registry import canonical_backend
-
     if not isinstance(data, dict):
         raise ProfileError(f"{where}: a profile must be a TOML table")
     unknown = set(data) - set(_FIELDS)
@@ -75,7 +74,7 @@ def _validate(data: dict[str, Any], where: str) -> TargetProfile:
             raise ProfileError(f"{where}: '{key}' must be a {want.__name__}, "
                                f"got {type(value).__name__} {value!r}")
     try:
-        data["backend"] = canonical_backend(data["backend"])
+        data["backend"] = catalog.canonical(data["backend"])
     except UnknownTargetError as exc:
         raise ProfileError(f"{where}: {exc}") from None
     if data["precision"] not in PRECISIONS:
@@ -117,13 +116,10 @@ def list_profiles(folder: Path = PROFILE_DIR) -> list[TargetProfile]:
 
 def resolve_target(target: str) -> TargetProfile:
     """A backend name, a profile name from targets/, or a path to a .toml profile."""
-    from edgecnn.backends.registry import ALIASES
-
-    if target.lower() in ALIASES:
-        backend = ALIASES[target.lower()]
-        return TargetProfile(name=backend, backend=backend, precision="fp32",
-                             description=f"generic {backend}",
-                             layout="NHWC" if backend == "tflite" else None)
+    if catalog.is_backend_name(target):
+        entry = catalog.entry(target)
+        return TargetProfile(name=entry.name, backend=entry.name, precision="fp32",
+                             description=f"generic {entry.name}", layout=entry.default_layout)
     if target.endswith(".toml") or os.sep in target:
         return load_profile_file(target)
     candidate = PROFILE_DIR / f"{target}.toml"
@@ -131,7 +127,7 @@ def resolve_target(target: str) -> TargetProfile:
         return load_profile_file(candidate)
     import difflib
 
-    names = sorted(set(ALIASES)) + [p.stem for p in PROFILE_DIR.glob("*.toml")]
+    names = catalog.backend_names() + [p.stem for p in PROFILE_DIR.glob("*.toml")]
     close = difflib.get_close_matches(target, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownTargetError(f"unknown target {target!r}{hint} (a backend: onnx, tflite, tensorrt; "

@@ -4,7 +4,7 @@
   ``last.pt``  after every epoch, with the optimizer/scheduler state for ``resume``;
   ``best.pt``  the epoch with the best validation top-1 (no optimizer state: the file to ship);
   ``history.json``  per-epoch loss/accuracy/time.
-Checkpoints follow the ``edgecnn-checkpoint-v1`` format (see :func:`make_checkpoint`), loadable
+Checkpoints follow the ``edgecnn-checkpoint-v1`` format (see :func:`edgecnn.models.checkpoint.make_checkpoint`), loadable
 with ``torch.load(weights_only=True)``.
 
 The preprocessing comes from one :class:`~edgecnn.manifest.Preprocess` that is stored in the
@@ -30,8 +30,9 @@ import numpy as np
 
 from edgecnn.errors import DataError, EdgeCNNError, ModelLoadError
 from edgecnn.manifest import Preprocess
+from edgecnn.models.checkpoint import (CHECKPOINT_FORMAT, make_checkpoint, read_checkpoint,  # noqa: F401
+                                       save_checkpoint, torch_predict_fn)
 
-CHECKPOINT_FORMAT = "edgecnn-checkpoint-v1"
 AUGMENTS = ("none", "flip", "crop", "crop+flip")
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -206,72 +207,6 @@ class _Normalize:
         return (x.float() * self.scale - self.mean) / self.std
 
 
-# -- checkpoints -------------------------------------------------------------------------
-def make_checkpoint(model_name: str, module, preprocess: Preprocess, labels: list[str],
-                    epoch: int, metrics: dict[str, Any], train_state: dict | None = None) -> dict:
-    """The edgecnn-checkpoint-v1 dict (plain tensors/str/int/float/list/dict only)."""
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "state_dict": {k: v.detach().clone() for k, v in module.state_dict().items()},
-        "config": {"model": model_name, "num_classes": len(labels),
-                   "in_chans": preprocess.channels, "img_size": int(preprocess.size[0])},
-        "preprocess": dataclasses.asdict(preprocess),
-        "labels": list(labels),
-        "metrics": metrics,
-        "epoch": int(epoch),
-    }
-    if train_state is not None:
-        ckpt["train_state"] = train_state
-    return ckpt
-
-
-def save_checkpoint(ckpt: dict, path: Path) -> Path:
-    """torch.save to a temporary name, then rename: a killed run never leaves half a file."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load an edgecnn checkpoint safely (weights_only) and check its format."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of many kinds
-        raise ModelLoadError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ModelLoadError(f"{path} is not an {CHECKPOINT_FORMAT} checkpoint (written by "
-                             f"'edgecnn train'); for a plain state dict pass the zoo model name "
-                             f"and --weights instead")
-    for key in ("state_dict", "config", "preprocess", "labels"):
-        if key not in ckpt:
-            raise ModelLoadError(f"checkpoint {path} lacks '{key}'")
-    return ckpt
-
-
-def torch_predict_fn(module, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """numpy float32 NCHW -> numpy logits, for :func:`edgecnn.bench.accuracy.evaluate`."""
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    module.eval()
-
-    def predict(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(batch)).float().numpy()
-
-    return predict
-
-
 # -- training ----------------------------------------------------------------------------
 def _optimizer(config: TrainConfig, module, steps_total: int):
     import torch
@@ -295,7 +230,7 @@ def train(config: TrainConfig, progress: bool = True, log: Callable[[str], None]
           ) -> TrainResult:
     import torch
 
-    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.accuracy import evaluate
     from edgecnn.models import create_model
 
     torch.set_num_threads(config.threads)

@@ -95,8 +95,8 @@ def tiny_bundle_session(user_models, tmp_path_factory):
     """One ONNX bundle of TinyNet (3x16x16, 5 classes), exported once per session."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    from edgecnn.backends.registry import ExportOptions
-    from edgecnn.export.pipeline import export
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     export("edgecnn_test_models:tiny_net", ExportOptions(out=out), log=None)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from edgecnn.backends.registry import Backend, ExportContext, ExportOptions, register_backend
+from edgecnn.backends.registry import Backend, ExportContext, register_backend
+
+from edgecnn.options import ExportOptions
 from edgecnn.errors import CalibrationError, ExportError, MissingDependencyError
 from edgecnn.manifest import Artifact
 
@@ -21,8 +23,6 @@ _BUILDERS = {"fp16": ("edgecnn.quantize.fp16", "export_fp16"),
 @register_backend
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    aliases = ("onnx", "ort")
-    precisions = ("fp32", "fp16", "int8")
 
     def check(self, options: ExportOptions, profile) -> None:
         from edgecnn._lazy import available

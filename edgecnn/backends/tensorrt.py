@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.backends.registry import (Backend, BatchProfile, ExportContext, ExportOptions,
-                                       register_backend)
+from edgecnn.backends.registry import Backend, ExportContext, register_backend
 from edgecnn.errors import ExportError, ProfileError
+from edgecnn.options import BatchProfile, ExportOptions
 from edgecnn.tensorrt.plan import (BUILD_PLAN, DEFAULT_TRT_RANGE, DEFAULT_WORKSPACE_MB,
                                    PREPARED_KEY, BuildPlan, plans_json, read_plans, trt_onnx_name)
 from edgecnn.tensorrt.versions import TrtVersion
@@ -93,8 +93,6 @@ def record_prepared(writer, plan: BuildPlan) -> dict:
 @register_backend
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    aliases = ("tensorrt", "trt")
-    precisions = ("fp32", "fp16", "int8")
 
     def check(self, options: ExportOptions, profile) -> None:
         self.resolve_precision(options, profile)

@@ -37,9 +37,10 @@ from typing import Any, Callable
 import numpy as np
 
 from edgecnn._lazy import require
-from edgecnn.backends.registry import Backend, ExportContext, ExportOptions, register_backend
+from edgecnn.backends.registry import Backend, ExportContext, register_backend
+from edgecnn.options import ExportOptions
 from edgecnn.bundle import package_versions
-from edgecnn.errors import CalibrationError, ExportError
+from edgecnn.errors import CalibrationError, ExportError, first_line
 from edgecnn.manifest import LAYOUTS, Artifact, QuantParams, TensorSpec
 
 OBSERVERS = ("minmax", "histogram")
@@ -59,8 +60,6 @@ def resolve_layout(options: ExportOptions, profile) -> str:
 @register_backend
 class TFLiteBackend(Backend):
     name = "tflite"
-    aliases = ("tflite", "litert")
-    precisions = ("fp32", "fp16", "int8")
 
     def check(self, options: ExportOptions, profile) -> None:
         precision = self.resolve_precision(options, profile)
@@ -165,7 +164,7 @@ def cast_fp16(src: Path, dst: Path) -> None:
     try:
         result = qt.quantize(enable_progress_report=False)
     except Exception as exc:
-        raise ExportError(f"fp16 weight casting of the TFLite model failed: {_first_line(exc)}") from exc
+        raise ExportError(f"fp16 weight casting of the TFLite model failed: {first_line(exc)}") from exc
     Path(dst).write_bytes(bytes(result.quantized_model))
 
 
@@ -366,7 +365,7 @@ def _search_float_layers(ctx: ExportContext, calib: np.ndarray, ev: _Eval, best:
 
 
 def _fp32_eval(ctx: ExportContext) -> _Eval:
-    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.accuracy import evaluate
     from edgecnn.data.datasets import load_dataset
     from edgecnn.export.parity import torch_outputs
 
@@ -386,7 +385,7 @@ def _session(ctx: ExportContext, path: Path, layout: str):
 
 
 def _tflite_eval(ctx: ExportContext, path: Path, layout: str, dataset) -> float:
-    from edgecnn.bench.accuracy import evaluate
+    from edgecnn.data.accuracy import evaluate
 
     with _session(ctx, path, layout) as s:
         return evaluate(s.run, dataset, ctx.model.preprocess, progress=False).top1
@@ -449,7 +448,7 @@ def _check_artifact(ctx: ExportContext, artifact: Artifact, path: Path) -> None:
             got = np.concatenate([s.run(b) for b in batches])
         except Exception as exc:
             raise ExportError(f"{artifact.file} was written but does not run in LiteRT: "
-                              f"{_first_line(exc)}") from exc
+                              f"{first_line(exc)}") from exc
     report = compare_outputs(ref, got, batch_sizes=sizes)
     artifact.details["parity"] = dict(report.to_dict(), inputs=source, summary=report.summary())
     tol = TOLERANCES[ctx.precision]
@@ -480,7 +479,7 @@ def conversion_error(exc: BaseException, module, example, precision: str) -> Exp
     what = f" (op {op})" if op else ""
     return ExportError(
         f"litert-torch cannot convert the model to TFLite {precision}{where}{what}: "
-        f"{_first_line(exc)}; replace that layer with TFLite-supported ops, or export with "
+        f"{first_line(exc)}; replace that layer with TFLite-supported ops, or export with "
         f"--target onnx")
 
 
@@ -516,12 +515,6 @@ def _module_of(module, example, node_name: str | None, op: str | None) -> str | 
         return None
     return None
 
-
-def _first_line(exc: BaseException) -> str:
-    for line in str(exc).strip().splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return type(exc).__name__
 
 
 def _calm_logging() -> None:

@@ -256,7 +256,7 @@ def execute_job(job: Job) -> JobResult:
     res.peak_rss_mb = peak_rss_mb()
 
     if job.data:
-        from edgecnn.bench.accuracy import evaluate
+        from edgecnn.data.accuracy import evaluate
         from edgecnn.data.datasets import load_dataset
         from edgecnn.manifest import Preprocess
 

@@ -3,7 +3,7 @@
 Order of work:
   1. every argument check (targets, batch sizes, threads, profile, data vs model), before
      anything is built or timed;
-  2. build the artifacts the bundle lacks (``edgecnn.export.pipeline.export``), one target at
+  2. build the artifacts the bundle lacks (``edgecnn.pipeline.export``), one target at
      a time: a target whose build fails is reported with its error, the rest go on;
   3. measure each (target, batch) in a fresh worker process (:mod:`edgecnn.bench.latency`),
      with ``rounds > 1`` interleaved round-robin (and the order rotated each round) so slow
@@ -25,8 +25,8 @@ import numpy as np
 from edgecnn.bench.latency import Job, JobResult, TimingOptions, execute_job, run_job_subprocess
 from edgecnn.bench.report import BenchReport, TargetResult, collect_machine
 from edgecnn.bench.stats import LatencyStats
-from edgecnn.bench.targets import (ALL_TARGETS, EXPORT_TARGET, SHORT, BenchTarget,
-                                   parse_targets, unavailable_reason)
+from edgecnn import catalog
+from edgecnn.bench.targets import ALL_TARGETS, BenchTarget, parse_targets, unavailable_reason
 from edgecnn.errors import BundleError, DataError, EdgeCNNError, InputError
 
 MAX_BATCH = 4096
@@ -149,7 +149,7 @@ def plan_bench(model: str, options: BenchOptions, log: Callable[[str], None] = p
     if options.targets is not None:
         targets = parse_targets(options.targets)
     elif profile is not None:
-        targets = parse_targets([f"{SHORT[profile.backend]}:{profile.precision}"])
+        targets = parse_targets([f"{catalog.BACKENDS[profile.backend].short}:{profile.precision}"])
     else:
         targets = parse_targets(list(ALL_TARGETS))
     batches = _parse_batches(options.batch if options.batch is not None else
@@ -175,7 +175,7 @@ def plan_bench(model: str, options: BenchOptions, log: Callable[[str], None] = p
 
     # TensorRT engines serve batches up to their optimisation profile's max
     if any(t.backend == "tensorrt" for t in targets):
-        from edgecnn.backends.registry import BatchProfile
+        from edgecnn.options import BatchProfile
 
         limit = profile.batch_max if profile is not None and profile.backend == "tensorrt" \
             else _engine_batch_max(plan) or BatchProfile().max
@@ -289,7 +289,7 @@ def _has_artifact(plan: Plan, t: BenchTarget) -> bool:
 
 
 def _export_options(plan: Plan, options: BenchOptions, t: BenchTarget):
-    from edgecnn.backends.registry import BatchProfile, ExportOptions
+    from edgecnn.options import BatchProfile, ExportOptions
 
     prof = plan.profile
     batch = BatchProfile()
@@ -299,7 +299,7 @@ def _export_options(plan: Plan, options: BenchOptions, t: BenchTarget):
         else:
             batch = BatchProfile(1, min(plan.batches), max(max(plan.batches), batch.max))
     target = prof.file if (prof is not None and prof.is_device and prof.backend == t.backend) \
-        else EXPORT_TARGET[t.backend]
+        else t.export_target
     return ExportOptions(target=target, precision=t.precision, out=plan.bundle,
                          weights=options.weights, input_size=tuple(plan.input_size),
                          num_classes=plan.num_classes, calib=options.calib,
@@ -313,7 +313,7 @@ def _check_export(plan: Plan, options: BenchOptions, targets: list[BenchTarget])
 
     if plan.loaded is None:  # a bundle: missing artifacts cannot be built without the model
         return
-    if importlib.util.find_spec("edgecnn.export.pipeline") is None:
+    if importlib.util.find_spec("edgecnn.pipeline") is None:
         return
     from edgecnn.backends.registry import get_backend
     from edgecnn.targets import resolve_target
@@ -339,10 +339,10 @@ def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] 
     if plan.loaded is None:
         for t in todo:
             plan.skipped[t] = (f"bundle has no {t.backend}:{t.precision} artifact; build it with "
-                               f"'edgecnn export MODEL --target {EXPORT_TARGET[t.backend]} "
+                               f"'edgecnn export MODEL --target {t.export_target} "
                                f"--precision {t.precision} --out {plan.bundle}'")
         return failed
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
 
     for t in todo:
         log(f"building {t.name} into {plan.bundle} ...")

@@ -1,41 +1,30 @@
 """What ``--targets`` names: 'torch', 'onnx:int8', 'tflite:fp32', 'tensorrt:fp16' ...
 
-One table says which precisions each backend has, which bundle file holds the artifact and
-what the machine needs to run it; :func:`parse_targets` checks a list before any work starts
+The backend catalogue (:mod:`edgecnn.catalog`) says which precisions each backend has, which
+bundle file holds the artifact and what the machine needs to run it; :func:`parse_targets` checks a list before any work starts
 and :func:`unavailable_reason` says why a target cannot run here (so it is skipped, not failed).
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from edgecnn import catalog
 from edgecnn.errors import UnknownTargetError
 
-# backend -> precisions it can run
-BACKEND_PRECISIONS = {
-    "torch": ("fp32",),
-    "onnxruntime": ("fp32", "fp16", "int8"),
-    "tflite": ("fp32", "fp16", "int8"),
-    "tensorrt": ("fp32", "fp16", "int8"),
-}
-# what the user types -> backend
-BACKEND_ALIASES = {
-    "torch": "torch", "pytorch": "torch", "eager": "torch",
-    "onnx": "onnxruntime", "ort": "onnxruntime", "onnxruntime": "onnxruntime",
-    "tflite": "tflite", "litert": "tflite",
-    "tensorrt": "tensorrt", "trt": "tensorrt",
-}
-# backend -> the name the export pipeline's --target takes
-EXPORT_TARGET = {"onnxruntime": "onnx", "tflite": "tflite", "tensorrt": "tensorrt"}
-# backend -> the library the runtime needs (import name)
-RUNTIME_LIBRARY = {"torch": "torch", "onnxruntime": "onnxruntime", "tflite": "ai_edge_litert",
-                   "tensorrt": "tensorrt"}
-SHORT = {"torch": "torch", "onnxruntime": "onnx", "tflite": "tflite", "tensorrt": "tensorrt"}
+# the PyTorch reference: not a backend (it runs no artifact), so bench names it here
+TORCH = "torch"
+TORCH_ALIASES = ("torch", "pytorch", "eager")
+TORCH_EXTRA = "export"
 ALL_TARGETS = ("torch", "onnx:fp32", "onnx:fp16", "onnx:int8", "tflite:fp32", "tflite:int8",
                "tensorrt:fp16", "tensorrt:int8")
+
+
+def _backend_of(name: str) -> str | None:
+    if name in TORCH_ALIASES:
+        return TORCH
+    return catalog.canonical(name) if catalog.is_backend_name(name) else None
 
 
 @dataclass(frozen=True)
@@ -45,22 +34,21 @@ class BenchTarget:
 
     @property
     def name(self) -> str:
-        return "torch" if self.backend == "torch" else f"{SHORT[self.backend]}:{self.precision}"
+        return TORCH if self.is_torch else f"{catalog.BACKENDS[self.backend].short}:{self.precision}"
 
     @property
     def is_torch(self) -> bool:
-        return self.backend == "torch"
+        return self.backend == TORCH
+
+    @property
+    def export_target(self) -> str | None:
+        """What ``edgecnn export --target`` takes to build this target (None for torch)."""
+        return None if self.is_torch else catalog.BACKENDS[self.backend].short
 
     @property
     def artifact_file(self) -> str | None:
         """The bundle file the export pipeline writes for this target (None for torch)."""
-        if self.backend == "onnxruntime":
-            return "model.onnx" if self.precision == "fp32" else f"model.{self.precision}.onnx"
-        if self.backend == "tflite":
-            return f"model.{self.precision}.tflite"
-        if self.backend == "tensorrt":
-            return f"model.{self.precision}.engine"
-        return None
+        return None if self.is_torch else catalog.artifact_file(self.backend, self.precision)
 
     def __str__(self) -> str:
         return self.name
@@ -69,9 +57,9 @@ class BenchTarget:
 def parse_target(text: str) -> BenchTarget:
     raw = text.strip()
     name, _, precision = raw.lower().partition(":")
-    backend = BACKEND_ALIASES.get(name)
+    backend = _backend_of(name)
     if backend is None:
-        choices = sorted(set(BACKEND_ALIASES)) + list(ALL_TARGETS)
+        choices = sorted({*TORCH_ALIASES, *catalog.backend_names()}) + list(ALL_TARGETS)
         close = difflib.get_close_matches(raw.lower(), choices, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownTargetError(
@@ -79,10 +67,11 @@ def parse_target(text: str) -> BenchTarget:
             f"torch, onnx, tflite, tensorrt and PRECISION fp32, fp16 or int8, e.g. "
             f"--targets torch,onnx:fp32,onnx:int8)")
     precision = precision or "fp32"
-    allowed = BACKEND_PRECISIONS[backend]
+    allowed = ("fp32",) if backend == TORCH else catalog.BACKENDS[backend].precisions
     if precision not in allowed:
+        short = TORCH if backend == TORCH else catalog.BACKENDS[backend].short
         raise UnknownTargetError(
-            f"bench target {raw!r}: {SHORT[backend]} has no precision {precision!r} "
+            f"bench target {raw!r}: {short} has no precision {precision!r} "
             f"(it has {', '.join(allowed)})")
     return BenchTarget(backend, precision)
 
@@ -101,37 +90,18 @@ def parse_targets(spec: str | list[str] | tuple[str, ...]) -> list[BenchTarget]:
     return out
 
 
-def _find_spec(name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def has_nvidia_gpu() -> bool:
-    """An NVIDIA GPU the driver exposes (desktop /dev/nvidia0, or a Jetson's integrated GPU)."""
-    if Path("/dev/nvidia0").exists() or Path("/dev/nvhost-gpu").exists():
-        return True
-    if Path("/etc/nv_tegra_release").is_file():
-        return True
-    return bool(os.environ.get("EDGECNN_ASSUME_GPU"))
-
-
 def unavailable_reason(target: BenchTarget) -> str | None:
     """Why ``target`` cannot run on this machine, or None when it can."""
-    lib = RUNTIME_LIBRARY[target.backend]
-    if target.backend == "tensorrt" and not has_nvidia_gpu():
-        return "no NVIDIA GPU on this machine (TensorRT engines run only on a GPU)"
-    if not _find_spec(lib):
-        extra = {"torch": "export", "onnxruntime": "ort", "tflite": "litert",
-                 "tensorrt": "tensorrt"}[target.backend]
-        return f"{lib} is not installed (pip install 'edgecnn[{extra}]')"
-    if target.backend != "torch":
-        from edgecnn.runtime import SESSION_CLASSES
+    from edgecnn._lazy import available
+    from edgecnn.platform_info import has_nvidia_gpu
 
-        module = SESSION_CLASSES.get(target.backend, "").partition(":")[0]
-        if not module or not _find_spec(module):
-            return f"this edgecnn has no runtime for {target.backend} yet ({module} missing)"
+    if target.is_torch:
+        lib, extra = "torch", TORCH_EXTRA
+    else:
+        entry = catalog.BACKENDS[target.backend]
+        if entry.needs_gpu and not has_nvidia_gpu():
+            return "no NVIDIA GPU on this machine (TensorRT engines run only on a GPU)"
+        lib, extra = entry.runtime.module, entry.runtime.extra
+    if not available(lib):
+        return f"{lib} is not installed (pip install 'edgecnn[{extra}]')"
     return None

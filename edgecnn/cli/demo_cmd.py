@@ -100,8 +100,8 @@ def demo(weights, out, samples, threads):
 
 
 def _export_all(weights_path: Path, out: Path, console) -> None:
-    from edgecnn.backends.registry import ExportOptions
-    from edgecnn.export.pipeline import export
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
 
     for target in demo_targets:
         if not target.export:

@@ -1,4 +1,4 @@
-"""``edgecnn export MODEL --target T``: a model -> a bundle (thin over edgecnn.export.pipeline)."""
+"""``edgecnn export MODEL --target T``: a model -> a bundle (thin over edgecnn.pipeline)."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
     from rich.console import Console
     from rich.table import Table
 
-    from edgecnn.backends.registry import BatchProfile, ExportOptions
+    from edgecnn.options import BatchProfile, ExportOptions
     from edgecnn.cli.info_cmd import human_size, parity_cell
-    from edgecnn.export.pipeline import export as run_export
+    from edgecnn.pipeline import export as run_export
     from edgecnn.models.loading import parse_input_size
 
     options = ExportOptions(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 
 def export(model, options=None, log=print):
-    """See :func:`edgecnn.export.pipeline.export`."""
-    from edgecnn.export.pipeline import export as _export
+    """See :func:`edgecnn.pipeline.export`."""
+    from edgecnn.pipeline import export as _export
 
     return _export(model, options, log)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgecnn._lazy import require
-from edgecnn.errors import ExportError
+from edgecnn.errors import ExportError, first_line
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -100,7 +100,7 @@ def export_onnx(module, input_size_chw, path, opset: int | None = None, *,
         with quiet_exporter(log), torch.no_grad():
             program = torch.onnx.export(module, (x,), None, **kwargs)
     except Exception as exc:
-        msg = _first_line(exc)
+        msg = first_line(exc, 400)
         hint = ""
         if dynamic_batch and ("batch" in msg or "Constraint" in type(exc).__name__
                               or "specializ" in msg.lower()):
@@ -116,7 +116,7 @@ def export_onnx(module, input_size_chw, path, opset: int | None = None, *,
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise ExportError(f"exported ONNX model fails onnx.checker: {_first_line(exc)}") from exc
+        raise ExportError(f"exported ONNX model fails onnx.checker: {first_line(exc, 400)}") from exc
     counts = op_counts(proto)
     _check_io(proto)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,9 +171,3 @@ def _check_io(proto) -> None:
         raise ExportError(f"exported graph has inputs {ins} and outputs {outs}; edgecnn expects one "
                           f"image input and one logits output")
 
-
-def _first_line(exc: BaseException) -> str:
-    for line in str(exc).strip().splitlines():
-        if line.strip():
-            return line.strip()[:400]
-    return type(exc).__name__

@@ -17,16 +17,28 @@ import importlib
 import inspect
 import os
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgecnn._lazy import require
-from edgecnn.backends.registry import LoadedModel
 from edgecnn.bundle import sha256_file
 from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
 from edgecnn.errors import ManifestError, ModelLoadError, UnknownModelError
 from edgecnn.manifest import Preprocess
+from edgecnn.models.checkpoint import CHECKPOINT_FORMAT
 
-CHECKPOINT_FORMAT = "edgecnn-checkpoint-v1"
+@dataclass
+class LoadedModel:
+    """A PyTorch model ready to export plus what the bundle must say about it."""
+
+    module: Any  # torch.nn.Module in eval mode
+    name: str
+    input_size: tuple[int, int, int]  # (C, H, W)
+    preprocess: Preprocess
+    labels: list[str]
+    source: dict[str, Any] = field(default_factory=dict)  # zoo/weights/factory/pt2 + sha256
+
+
 _SHOW_KEYS = 5  # how many offending keys an error names
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile wrappers
 

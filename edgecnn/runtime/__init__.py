@@ -13,29 +13,19 @@ from __future__ import annotations
 import importlib
 import os
 
+from edgecnn import catalog
 from edgecnn.bundle import Bundle
 from edgecnn.errors import BundleError
 from edgecnn.runtime.session import Prediction, Session
 
-# backend name in the manifest -> "module:Session class"; imported only when used.
-SESSION_CLASSES: dict[str, str] = {
-    "onnxruntime": "edgecnn.runtime.ort:OrtSession",
-    "tflite": "edgecnn.runtime.litert:LiteRTSession",
-    "tensorrt": "edgecnn.runtime.tensorrt:TensorRTSession",
-}
-
-
-def register_session(backend: str, target: str) -> None:
-    """Register a runtime backend as 'module:Class' (imported lazily)."""
-    SESSION_CLASSES[backend] = target
-
 
 def session_class(backend: str) -> type[Session]:
-    try:
-        target = SESSION_CLASSES[backend]
-    except KeyError:
+    """The Session class the catalogue names for ``backend`` (its module imported now)."""
+    entry = catalog.BACKENDS.get(backend)
+    if entry is None:
         raise BundleError(f"no runtime backend for {backend!r}; this edgecnn knows "
-                          f"{sorted(SESSION_CLASSES)}") from None
+                          f"{sorted(catalog.BACKENDS)}")
+    target = entry.session
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -55,4 +45,4 @@ def load(path: str | os.PathLike, *, backend: str | None = None, precision: str 
     return cls(bundle.manifest, artifact, str(file), threads=threads, **options)
 
 
-__all__ = ["load", "Session", "Prediction", "register_session", "SESSION_CLASSES"]
+__all__ = ["load", "Session", "Prediction", "session_class"]

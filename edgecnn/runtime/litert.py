@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from edgecnn.errors import BackendUnavailableError, MissingDependencyError
+from edgecnn.errors import BackendUnavailableError, MissingDependencyError, first_line
 from edgecnn.runtime.session import Session
 
 # (module that provides Interpreter, how to get it) in order of preference
@@ -116,7 +116,7 @@ class LiteRTSession(Session):
                 except (ValueError, RuntimeError) as exc:
                     if api == "compiled":
                         raise _load_error(path, exc) from exc
-                    self.api_note = f"CompiledModel could not load it: {_first_line(exc)}"
+                    self.api_note = f"CompiledModel could not load it: {first_line(exc)}"
             elif api == "compiled":
                 raise BackendUnavailableError(
                     f"api='compiled' needs LiteRT's CompiledModel (ai_edge_litert.compiled_model)"
@@ -174,7 +174,7 @@ class LiteRTSession(Session):
                 # the input was checked against the manifest: the graph itself cannot run it
                 raise BackendUnavailableError(
                     f"LiteRT failed to run {os.path.basename(self.path)} on input "
-                    f"{tuple(batch.shape)}: {_first_line(exc)}; the model file is damaged or "
+                    f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or "
                     f"does not match its manifest; re-export the bundle") from exc
 
     def _run_locked(self, batch: np.ndarray) -> np.ndarray:
@@ -219,7 +219,7 @@ def compiled_model_available() -> bool:
 
 def _load_error(path: str, exc: BaseException) -> BackendUnavailableError:
     return BackendUnavailableError(
-        f"LiteRT cannot load {os.path.basename(path)}: {_first_line(exc)}; the file is "
+        f"LiteRT cannot load {os.path.basename(path)}: {first_line(exc)}; the file is "
         f"damaged or uses ops this runtime lacks; re-export the bundle or upgrade "
         f"ai-edge-litert")
 
@@ -320,7 +320,3 @@ class _CompiledRunner:
         self.raw.run_by_index(0, self._ins, self._outs)
         return self._outs[0].read(self._out_size, out_dtype).reshape(self._out_shape)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from edgecnn._lazy import require
-from edgecnn.errors import BackendUnavailableError
+from edgecnn.errors import BackendUnavailableError, first_line
 from edgecnn.runtime.session import Session
 
 
@@ -36,7 +36,7 @@ class OrtSession(Session):
                                               providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BackendUnavailableError(
-                f"ONNX Runtime cannot load {os.path.basename(path)}: {_first_line(exc)}") from exc
+                f"ONNX Runtime cannot load {os.path.basename(path)}: {first_line(exc)}") from exc
         self._input_name = self._sess.get_inputs()[0].name
         self._output_name = self._sess.get_outputs()[0].name
 
@@ -48,7 +48,7 @@ class OrtSession(Session):
             # it is damaged or does not match its manifest
             raise BackendUnavailableError(
                 f"ONNX Runtime failed to run {os.path.basename(self.path)} on input "
-                f"{tuple(batch.shape)}: {_first_line(exc)}; the model file is damaged or does "
+                f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or does "
                 f"not match its manifest; re-export the bundle") from exc
 
     @property
@@ -61,7 +61,3 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                else (os.cpu_count() or 1))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

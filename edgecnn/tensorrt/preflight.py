@@ -338,7 +338,7 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
     without it, both ends of the build plan's range (10.3 and 11.0 by default). No target: the
     Q/DQ rules on the bundle's int8 ONNX artifacts only.
     """
-    from edgecnn.backends.registry import canonical_backend
+    from edgecnn.catalog import canonical as canonical_backend
     from edgecnn.bundle import Bundle
     from edgecnn.errors import BundleError
     from edgecnn.tensorrt.plan import BUILD_PLAN, read_plans, trt_onnx_name

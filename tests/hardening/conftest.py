@@ -28,8 +28,8 @@ def _litert_ok() -> bool:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """lenet5 bundle with model.onnx and, where LiteRT export works, model.fp32.tflite."""
-    from edgecnn.backends.registry import ExportOptions
-    from edgecnn.export.pipeline import export
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
 
     out = tmp_path_factory.mktemp("hardening") / "lenet5"
     target = "tflite" if _litert_ok() else "onnx"

@@ -11,12 +11,12 @@ pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 
-from edgecnn.backends.registry import ExportOptions  # noqa: E402
 from edgecnn.bundle import Bundle, sha256_file  # noqa: E402
 from edgecnn.errors import BundleError, ParityError  # noqa: E402
 from edgecnn.export.onnx import export_onnx, op_counts  # noqa: E402
 from edgecnn.export.parity import ParityTolerance, compare_outputs  # noqa: E402
-from edgecnn.export.pipeline import export  # noqa: E402
+from edgecnn.options import ExportOptions  # noqa: E402
+from edgecnn.pipeline import export  # noqa: E402
 from edgecnn.models import list_models  # noqa: E402
 from edgecnn.models.loading import load_model  # noqa: E402
 

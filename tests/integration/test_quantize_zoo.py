@@ -28,7 +28,11 @@ def _params():
 def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
     import torch
 
-    from edgecnn.backends.registry import ExportContext, ExportOptions, LoadedModel
+    from edgecnn.backends.registry import ExportContext
+
+    from edgecnn.models.loading import LoadedModel
+
+    from edgecnn.options import ExportOptions
     from edgecnn.bundle import Bundle, BundleWriter
     from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
     from edgecnn.export.onnx import export_onnx

@@ -23,9 +23,10 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import edgecnn.runtime as rt  # noqa: E402
-from edgecnn.backends.registry import (ExportContext, ExportOptions, LoadedModel,  # noqa: E402
-                                       get_backend)
+from edgecnn.backends.registry import ExportContext, get_backend  # noqa: E402
 from edgecnn.bundle import BundleWriter  # noqa: E402
+from edgecnn.models.loading import LoadedModel  # noqa: E402
+from edgecnn.options import ExportOptions  # noqa: E402
 from edgecnn.errors import CalibrationError, ExportError, InputError  # noqa: E402
 from edgecnn.manifest import Manifest, Preprocess  # noqa: E402
 from edgecnn.models import create_model, get_model_info, list_models  # noqa: E402

@@ -58,7 +58,7 @@ def test_help_works_without_any_extra():
 def test_export_help_lists_every_export_option():
     from dataclasses import fields
 
-    from edgecnn.backends.registry import ExportOptions
+    from edgecnn.options import ExportOptions
 
     text = _run("export", "--help").output
     for f in fields(ExportOptions):

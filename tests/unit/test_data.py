@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.bench.accuracy import evaluate
+from edgecnn.data.accuracy import evaluate
 from edgecnn.data import fashion_mnist as fm
 from edgecnn.data.datasets import ImageDataset, load_dataset
 from edgecnn.data.preprocess import grayscale_preprocess, preprocess_batch

@@ -13,7 +13,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgecnn.backends.registry import ExportContext, ExportOptions, LoadedModel  # noqa: E402
+from edgecnn.backends.registry import ExportContext  # noqa: E402
+from edgecnn.models.loading import LoadedModel  # noqa: E402
+from edgecnn.options import ExportOptions  # noqa: E402
 from edgecnn.bundle import Bundle, BundleWriter, sha256_file  # noqa: E402
 from edgecnn.data.preprocess import grayscale_preprocess  # noqa: E402
 from edgecnn.errors import CalibrationError  # noqa: E402

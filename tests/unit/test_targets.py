@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from edgecnn.backends.registry import ExportOptions, canonical_backend, get_backend
+from edgecnn.backends.registry import get_backend
+from edgecnn.catalog import canonical as canonical_backend
+
+from edgecnn.options import ExportOptions
 from edgecnn.errors import CalibrationError, ProfileError, UnknownTargetError
 from edgecnn.targets import PROFILE_DIR, list_profiles, load_profile_file, resolve_target
 

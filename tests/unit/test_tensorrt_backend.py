@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 from _tensorrt_lib import export_onnx, fp16, qdq_int8
 
-from edgecnn.backends.registry import BatchProfile, ExportOptions, get_backend
+from edgecnn.backends.registry import get_backend
+
+from edgecnn.options import BatchProfile, ExportOptions
 from edgecnn.cli.main import cli
 from edgecnn.errors import BackendUnavailableError, ProfileError
 from edgecnn.tensorrt.plan import PREPARED_KEY, read_plans
@@ -44,7 +46,7 @@ def test_preflight_versions():
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """lenet5 prepared for fp32 and fp16 for the Orin Nano profile by the real pipeline."""
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
 
     out = tmp_path_factory.mktemp("trt") / "lenet5"
     logs = []
@@ -140,7 +142,7 @@ def test_cli_check_fails_on_planted_uint8_qdq(tmp_path):
 @pytest.mark.data
 @pytest.mark.skipif(not FMNIST.is_file(), reason="Fashion-MNIST files are not installed")
 def test_prepare_int8_through_the_quantize_helper(tmp_path):
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
 
     out = tmp_path / "b"
     logs = []

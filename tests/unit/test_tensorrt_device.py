@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from edgecnn.backends.registry import ExportOptions
+from edgecnn.options import ExportOptions
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu]
 
@@ -23,7 +23,7 @@ def _require_device():
 def test_prepare_build_run_matches_onnxruntime(tmp_path, precision):
     _require_device()
     import edgecnn.runtime as rt
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
     from edgecnn.tensorrt.builder import build_bundle
 
     out = tmp_path / "lenet5"
@@ -43,7 +43,7 @@ def test_prepare_build_run_matches_onnxruntime(tmp_path, precision):
 def test_cuda_graph_batch1_matches_plain_run(tmp_path):
     _require_device()
     import edgecnn.runtime as rt
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
 
     out = tmp_path / "lenet5"
     export("lenet5", ExportOptions(target="tensorrt", precision="fp16", out=out, parity_samples=2))

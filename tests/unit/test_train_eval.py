@@ -129,8 +129,8 @@ def test_augment_and_normalize_match_the_preprocess():
 
 
 def test_cli_train_then_eval_checkpoint_and_bundle(toy, tmp_path):
-    from edgecnn.backends.registry import ExportOptions
-    from edgecnn.export.pipeline import export
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
 
     runner = CliRunner()
     res = runner.invoke(cli, ["train", "lenet5", "--data", str(toy), "--epochs", "2",
@@ -185,10 +185,10 @@ def _trained_weights() -> Path:
                     "(sudo apt-get install dataset-fashion-mnist)")
 @pytest.mark.parametrize("name", ["lenet5_fmnist.pt", "resnet8_fmnist.pt"])
 def test_trained_weights_onnx_accuracy_matches_pytorch(name, tmp_path):
-    from edgecnn.backends.registry import ExportOptions
+    from edgecnn.options import ExportOptions
     from edgecnn.bench.accuracy import evaluate, load_predictor
     from edgecnn.data.datasets import load_dataset
-    from edgecnn.export.pipeline import export
+    from edgecnn.pipeline import export
 
     weights = ROOT / "weights" / name
     if not weights.is_file():

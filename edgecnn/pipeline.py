@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgecnn.backends.registry import ExportContext, ExportOptions, LoadedModel, get_backend
+from edgecnn.backends.registry import ExportContext, get_backend
+
+from edgecnn.models.loading import LoadedModel
+
+from edgecnn.options import ExportOptions
 from edgecnn.errors import BundleError, EdgeCNNError
 from edgecnn.manifest import Artifact, Manifest, TensorSpec
 

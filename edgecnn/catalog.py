@@ -1,0 +1,173 @@
+"""The backend catalogue: every fact about a backend, in one table. Standard library only.
+
+One :class:`BackendEntry` per backend says what the manifest calls it, what the user may type
+for it, which precisions it has, which bundle file holds each artifact, which build-time module
+exports it, which runtime session runs it and which libraries (import names and pip
+distributions) it needs. Manifest validation, the export registry, ``--target`` and bench target
+parsing, the runtime loader, ``doctor`` and the versions recorded in manifests and bench reports
+all read this table; adding a backend is one entry here plus its export module.
+
+Artifact files are keyed by (precision, variant). The variant says what an artifact is shaped
+for when a backend has two graphs of one precision; today every backend has one ("").
+
+This module sits at the bottom of the import graph (beside manifest.py): the device runtime
+reads it, so it imports nothing of edgecnn but ``errors``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from edgecnn.errors import UnknownTargetError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Library:
+    """A library a backend needs: its import name, the pip distributions that provide it (first
+    is the one to install) and the edgecnn extra that installs it."""
+
+    module: str
+    distributions: tuple[str, ...]
+    extra: str
+
+    @property
+    def shown(self) -> str:
+        """The name reports and ``doctor`` show (the first distribution)."""
+        return self.distributions[0]
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str  # the backend in manifest.json: onnxruntime | tflite | tensorrt
+    short: str  # the name in bench targets and tables: onnx | tflite | tensorrt
+    aliases: tuple[str, ...]  # what --target / --targets / --backend accept (name and short too)
+    precisions: tuple[str, ...]
+    files: dict[tuple[str, str], str]  # (precision, variant) -> bundle file name
+    export_module: str  # build-time module whose Backend class registers this name
+    session: str  # "module:Class" of the runtime session (imported only when used)
+    runtime: Library  # what the device needs to run an artifact
+    build: tuple[Library, ...] = ()  # what export needs beyond the core export extra
+    needs_gpu: bool = False  # artifacts run only on an NVIDIA GPU
+    prepared_files: tuple[str, ...] = ()  # plain bundle files (not artifacts) the export writes
+    default_layout: str | None = None  # the input layout a generic --target gets
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.name, self.short, *self.aliases)))
+
+    def artifact_file(self, precision: str, variant: str = "") -> str:
+        try:
+            return self.files[(precision, variant)]
+        except KeyError:
+            what = f"{precision}" + (f" ({variant})" if variant else "")
+            raise UnknownTargetError(f"{self.short} has no {what} artifact; it has "
+                                     f"{', '.join(self.precisions)}") from None
+
+    @property
+    def libraries(self) -> tuple[Library, ...]:
+        return (self.runtime, *self.build)
+
+
+_ORT = Library("onnxruntime", ("onnxruntime", "onnxruntime-gpu"), "ort")
+_LITERT = Library("ai_edge_litert", ("ai-edge-litert",), "litert")
+_LITERT_TORCH = Library("litert_torch", ("litert-torch",), "tflite")
+_TENSORRT = Library("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_lean"),
+                    "tensorrt")
+_CUDA = Library("cuda", ("cuda-python", "cuda-bindings"), "tensorrt")
+
+BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
+    BackendEntry(
+        name="onnxruntime", short="onnx", aliases=("ort",), precisions=PRECISIONS,
+        files={("fp32", ""): "model.onnx", ("fp16", ""): "model.fp16.onnx",
+               ("int8", ""): "model.int8.onnx"},
+        export_module="edgecnn.backends.onnxruntime",
+        session="edgecnn.runtime.ort:OrtSession", runtime=_ORT),
+    BackendEntry(
+        name="tflite", short="tflite", aliases=("litert",), precisions=PRECISIONS,
+        files={(p, ""): f"model.{p}.tflite" for p in PRECISIONS},
+        export_module="edgecnn.backends.tflite",
+        session="edgecnn.runtime.litert:LiteRTSession", runtime=_LITERT, build=(_LITERT_TORCH,),
+        default_layout="NHWC"),
+    BackendEntry(
+        name="tensorrt", short="tensorrt", aliases=("trt",), precisions=PRECISIONS,
+        files={(p, ""): f"model.{p}.engine" for p in PRECISIONS},
+        export_module="edgecnn.backends.tensorrt",
+        session="edgecnn.runtime.tensorrt:TensorRTSession", runtime=_TENSORRT, build=(_CUDA,),
+        needs_gpu=True,
+        prepared_files=("build_plan.json", *(f"model.{p}.trt.onnx" for p in PRECISIONS))),
+)}
+
+# Libraries beyond the backends' that manifests, bench reports and `doctor` record: (shown name,
+# distributions to try). The backends' own libraries are appended from BACKENDS.
+_CORE_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("edgecnn", ("edgecnn",)),
+    ("numpy", ("numpy",)),
+    ("torch", ("torch",)),
+    ("onnx", ("onnx",)),
+    ("onnxscript", ("onnxscript",)),
+    ("matplotlib", ("matplotlib",)),
+)
+
+
+def packages() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Every library edgecnn records a version of: (shown name, distributions to try)."""
+    out = dict(_CORE_PACKAGES)
+    for entry in BACKENDS.values():
+        for lib in entry.libraries:
+            out.setdefault(lib.shown, lib.distributions)
+    return tuple(out.items())
+
+
+def _alias_table() -> dict[str, str]:
+    return {n.lower(): e.name for e in BACKENDS.values() for n in e.names}
+
+
+def backend_names() -> list[str]:
+    """Every name a user may type for a backend, sorted."""
+    return sorted(_alias_table())
+
+
+def is_backend_name(text: str) -> bool:
+    return text.lower() in _alias_table()
+
+
+def canonical(name: str) -> str:
+    """'onnx' / 'ort' / 'onnxruntime' -> 'onnxruntime'; UnknownTargetError with close matches."""
+    try:
+        return _alias_table()[name.lower()]
+    except KeyError:
+        close = difflib.get_close_matches(name.lower(), backend_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownTargetError(f"unknown backend {name!r}{hint} (choose one of "
+                                 f"{', '.join(backend_names())} or a device profile)") from None
+
+
+def entry(name: str) -> BackendEntry:
+    """The catalogue entry of a backend by any of its names."""
+    return BACKENDS[canonical(name)]
+
+
+def artifact_file(backend: str, precision: str, variant: str = "") -> str:
+    """The bundle file an export writes for (backend, precision, variant)."""
+    return entry(backend).artifact_file(precision, variant)
+
+
+def register(new: BackendEntry) -> None:
+    """Add a backend at run time (plug-ins and tests); its names must be new."""
+    taken = set(_alias_table())
+    clash = [n for n in new.names if n.lower() in taken]
+    if clash:
+        raise ValueError(f"backend names already taken: {clash}")
+    BACKENDS[new.name] = new
+
+
+def unregister(name: str) -> None:
+    BACKENDS.pop(name, None)
+
+
+__all__ = ["BACKENDS", "PRECISIONS", "BackendEntry", "Library", "artifact_file", "backend_names",
+           "canonical", "entry", "is_backend_name", "packages", "register",
+           "unregister"]

@@ -1,0 +1,96 @@
+"""Typed options passed between layers: what ``edgecnn export`` accepts and what quantization
+needs. Standard library only, so every layer (backends, quantize, bench, the CLI) can read them.
+
+The CLI and the Python API use the same names: ``ExportOptions`` fields are the ``export``
+command's options. The five quantization fields travel down as one :class:`QuantizeOptions`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecnn.errors import CalibrationError, ProfileError
+
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass
+class BatchProfile:
+    """Dynamic-batch range an artifact must serve (TensorRT optimisation profile)."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 32
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise ProfileError(f"batch profile needs 1 <= min <= opt <= max, got "
+                               f"min={self.min} opt={self.opt} max={self.max}")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """INT8 calibration and the accuracy budget, shared by every backend that quantizes."""
+
+    calib: str | None = None  # folder, fashion-mnist:train, file.npz/.npy, recipe.toml
+    calib_samples: int = 512
+    calib_method: str = "minmax"  # minmax | entropy | percentile
+    max_accuracy_drop: float | None = None  # points of top-1
+    eval: str | None = None  # labelled held-out data for the accuracy budget
+    seed: int = 0
+
+    def check(self, what: str = "int8") -> None:
+        """Raise CalibrationError for settings no INT8 export can use (before any work)."""
+        if not self.calib:
+            raise CalibrationError(f"{what} needs calibration data: pass --calib (an image "
+                                   f"folder, fashion-mnist:train, a .npy/.npz file or a "
+                                   f"calibration/*.toml recipe)")
+        if self.calib_samples < 1:
+            raise CalibrationError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+        if self.calib_method not in CALIB_METHODS:
+            raise CalibrationError(f"calib_method {self.calib_method!r} is unknown; choose one "
+                                   f"of {', '.join(CALIB_METHODS)}")
+        if self.max_accuracy_drop is not None:
+            if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
+                raise CalibrationError("max_accuracy_drop must be >= 0 (points of top-1)")
+            if not self.eval:
+                raise CalibrationError("--max-accuracy-drop needs --eval with labelled held-out "
+                                       "data (e.g. fashion-mnist:val)")
+
+
+@dataclass
+class ExportOptions:
+    """Everything ``edgecnn export`` accepts; the CLI and the Python API use these names."""
+
+    target: str = "onnx"  # backend name (onnx | tflite | tensorrt) or a profile name/file
+    precision: str | None = None  # fp32 | fp16 | int8; None = the profile's default
+    out: Path | None = None  # bundle folder; default ./bundles/<model>
+    weights: str | None = None  # state dict / checkpoint for a zoo model
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) where the model does not say
+    num_classes: int | None = None
+    # calibration / quantization (INT8): see QuantizeOptions
+    calib: str | None = None
+    calib_samples: int = 512
+    calib_method: str = "minmax"
+    max_accuracy_drop: float | None = None
+    eval: str | None = None
+    # TFLite
+    layout: str | None = None  # NHWC (tflite default) | NCHW
+    int8_io: bool = False
+    # TensorRT
+    trt_version: str | None = None  # e.g. "10.3"; default from the profile
+    batch: BatchProfile | None = None  # None: the target profile's, else BatchProfile()
+    workspace_mb: int | None = None
+    # parity
+    parity_samples: int = 8
+    seed: int = 0
+    threads: int | None = None
+
+    @property
+    def quantize(self) -> QuantizeOptions:
+        return QuantizeOptions(calib=self.calib, calib_samples=self.calib_samples,
+                               calib_method=self.calib_method,
+                               max_accuracy_drop=self.max_accuracy_drop, eval=self.eval,
+                               seed=self.seed)

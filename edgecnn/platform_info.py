@@ -153,6 +153,13 @@ def parse_cpuinfo(text: str) -> str | None:
     return None
 
 
+def is_tegra(root: str | os.PathLike = "/") -> bool:
+    """A Jetson: /etc/nv_tegra_release exists or the device-tree model names a Jetson."""
+    r = Path(root)
+    model = _read(r, DEVICE_TREE_MODEL) or ""
+    return (r / NV_TEGRA_RELEASE).is_file() or "jetson" in model.lower()
+
+
 def has_nvidia_gpu(root: str | os.PathLike = "/") -> bool:
     """An NVIDIA GPU the driver exposes (desktop /dev/nvidia0, or a Jetson's integrated GPU);
     EDGECNN_ASSUME_GPU=1 says so for tests of GPU-only control flow."""

@@ -117,8 +117,8 @@ def main(argv=None) -> int:
     machine = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": args.threads,
                "load_average_at_start": [round(v, 2) for v in load_avg],
                "python": platform.python_version(),
-               **{k: v for k, v in tool_versions("torch", "onnxruntime", "onnx", "numpy").items()
-                  if k != "python"}}
+               **{k: v for k, v in tool_versions().items()
+                  if k in ("edgecnn", "torch", "onnxruntime", "onnx", "numpy")}}
     result = {"model": args.model, "input_size": list(size), "weights": "random (seed 0)",
               "machine": machine, "rows": rows,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -63,7 +63,7 @@ def quantizable_count(path: Path) -> int:
 
 
 def session(path: Path, threads: int):
-    from edgecnn.quantize.int8 import ort_session
+    from edgecnn.runtime.ort import inference_session as ort_session
 
     return ort_session(path, threads)
 
@@ -94,7 +94,7 @@ def latency(sessions: dict[str, object], x: np.ndarray, iters: int, rounds: int)
 
 def top1(sess, ds, pre, progress_label: str) -> tuple[float, np.ndarray]:
     from edgecnn.data.accuracy import evaluate
-    from edgecnn.quantize.int8 import run_model
+    from edgecnn.runtime.ort import run_batched as run_model
 
     res = evaluate(lambda b: run_model(sess, b, 256), ds, pre, batch_size=256,
                    description=progress_label)
@@ -103,13 +103,12 @@ def top1(sess, ds, pre, progress_label: str) -> tuple[float, np.ndarray]:
 
 def export(lm, bundle: Path, args, method: str, budget=None):
     """model.onnx (first call) then one INT8 (+FP16) export into ``bundle``."""
+    from edgecnn.backends.onnxruntime import ensure_onnx
     from edgecnn.backends.registry import ExportContext
-    from edgecnn.options import ExportOptions
     from edgecnn.bundle import BundleWriter
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest
-    from edgecnn.quantize.fp16 import export_fp16
-    from edgecnn.quantize.int8 import export_int8
+    from edgecnn.options import ExportOptions
 
     opts = ExportOptions(calib=args.calib, calib_samples=args.calib_samples, calib_method=method,
                          max_accuracy_drop=budget, eval=args.eval if budget is not None else None,
@@ -128,9 +127,9 @@ def export(lm, bundle: Path, args, method: str, budget=None):
         ctx = ExportContext(model=lm, options=opts, profile=None, precision="int8", writer=w,
                             fp32_onnx=staged, log=log)
         t0 = time.perf_counter()
-        a8 = export_int8(ctx)
+        a8 = ensure_onnx(ctx, "int8")
         seconds = time.perf_counter() - t0
-        a16 = export_fp16(ctx) if not (bundle / "model.fp16.onnx").exists() else None
+        a16 = ensure_onnx(ctx, "fp16") if not (bundle / "model.fp16.onnx").exists() else None
     return a8, a16, seconds, logs
 
 

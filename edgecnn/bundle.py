@@ -94,13 +94,17 @@ class Bundle:
         return self.manifest.find(backend, precision)
 
 
-def tool_versions(*modules: str) -> dict[str, str]:
-    """Versions of the given top-level modules that are already imported or importable."""
+def tool_versions() -> dict[str, str]:
+    """What a manifest records: edgecnn, Python and every installed library edgecnn records
+    (edgecnn.platform_info.package_versions(): the catalogue's list, read from metadata)."""
     import platform
 
     from edgecnn import __version__
+    from edgecnn.platform_info import package_versions as installed
 
-    return {"edgecnn": __version__, "python": platform.python_version(), **package_versions(*modules)}
+    out = {"edgecnn": __version__, "python": platform.python_version()}
+    out.update((k, v) for k, v in installed().items() if k not in out)
+    return out
 
 
 def package_versions(*distributions: str) -> dict[str, str]:

@@ -108,16 +108,21 @@ _CORE_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("torch", ("torch",)),
     ("onnx", ("onnx",)),
     ("onnxscript", ("onnxscript",)),
-    ("matplotlib", ("matplotlib",)),
 )
+_REPORT_PACKAGES = (("matplotlib", ("matplotlib",)),)
 
 
 def packages() -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Every library edgecnn records a version of: (shown name, distributions to try)."""
+    """Every library edgecnn records a version of: (shown name, distributions to try). Per
+    backend: its converters (build libraries of another extra), its runtime library, then what
+    the runtime library needs beside it."""
     out = dict(_CORE_PACKAGES)
     for entry in BACKENDS.values():
-        for lib in entry.libraries:
+        converters = [lib for lib in entry.build if lib.extra != entry.runtime.extra]
+        beside = [lib for lib in entry.build if lib.extra == entry.runtime.extra]
+        for lib in (*converters, entry.runtime, *beside):
             out.setdefault(lib.shown, lib.distributions)
+    out.update((k, v) for k, v in _REPORT_PACKAGES if k not in out)
     return tuple(out.items())
 
 

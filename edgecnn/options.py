@@ -41,17 +41,17 @@ class QuantizeOptions:
     eval: str | None = None  # labelled held-out data for the accuracy budget
     seed: int = 0
 
-    def check(self, what: str = "int8") -> None:
+    def check(self, what: str = "int8", require_calib: bool = True) -> None:
         """Raise CalibrationError for settings no INT8 export can use (before any work)."""
-        if not self.calib:
+        if require_calib and not self.calib:
             raise CalibrationError(f"{what} needs calibration data: pass --calib (an image "
                                    f"folder, fashion-mnist:train, a .npy/.npz file or a "
                                    f"calibration/*.toml recipe)")
         if self.calib_samples < 1:
             raise CalibrationError(f"--calib-samples must be >= 1, got {self.calib_samples}")
-        if self.calib_method not in CALIB_METHODS:
-            raise CalibrationError(f"calib_method {self.calib_method!r} is unknown; choose one "
-                                   f"of {', '.join(CALIB_METHODS)}")
+        if (self.calib_method or "").lower() not in CALIB_METHODS:
+            raise CalibrationError(f"unknown calibration method {self.calib_method!r}; choose "
+                                   f"one of {', '.join(CALIB_METHODS)}")
         if self.max_accuracy_drop is not None:
             if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):
                 raise CalibrationError("max_accuracy_drop must be >= 0 (points of top-1)")

@@ -18,20 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from edgecnn import catalog
 from edgecnn.backends.registry import ExportContext, get_backend
-
-from edgecnn.models.loading import LoadedModel
-
-from edgecnn.options import ExportOptions
 from edgecnn.errors import BundleError, EdgeCNNError
 from edgecnn.manifest import Artifact, Manifest, TensorSpec
+from edgecnn.models.loading import LoadedModel
+from edgecnn.options import ExportOptions
 
 DEFAULT_BUNDLE_ROOT = Path("bundles")
-FP32_ONNX = "model.onnx"
-TOOL_MODULES = ("torch", "onnx", "onnxscript", "onnxruntime", "numpy", "litert-torch",
-                "ai-edge-litert", "tensorrt")
+FP32_ONNX = catalog.artifact_file("onnxruntime", "fp32")
 # source keys that must agree for artifacts of an earlier export to be kept beside new ones
-_SAME_MODEL_KEYS = ("kind", "model", "sha256", "input_size", "num_classes")
+SAME_MODEL_KEYS = ("kind", "model", "sha256", "input_size", "num_classes")
 
 
 @dataclass
@@ -123,7 +120,7 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
                 if art not in written:
                     written.append(art)
         # 7. manifest (written by the writer on a clean exit)
-        manifest.tool_versions = tool_versions(*TOOL_MODULES)
+        manifest.tool_versions = tool_versions()
         manifest.created = now_iso()
     seconds = round(time.perf_counter() - t0, 2)
     say(f"bundle {out} ready in {seconds:.1f}s: {', '.join(a.file for a in written)}")
@@ -141,6 +138,12 @@ def _check_out(out: Path) -> None:
             break
 
 
+def same_model(manifest: Manifest, loaded: LoadedModel) -> bool:
+    """The bundle of ``manifest`` was exported from this very model (same weights and size)."""
+    return manifest.model == loaded.name and all(
+        manifest.source.get(k) == loaded.source.get(k) for k in SAME_MODEL_KEYS)
+
+
 def _start_manifest(out: Path, loaded: LoadedModel) -> tuple[Manifest, bool]:
     """An existing bundle of the same model keeps its artifacts; anything else starts fresh."""
     from edgecnn.bundle import Bundle
@@ -153,9 +156,7 @@ def _start_manifest(out: Path, loaded: LoadedModel) -> tuple[Manifest, bool]:
         old = Bundle.open(out).manifest
     except EdgeCNNError:
         return fresh, False
-    same = old.model == loaded.name and all(
-        old.source.get(k) == loaded.source.get(k) for k in _SAME_MODEL_KEYS)
-    if not same:
+    if not same_model(old, loaded):
         return fresh, False
     old.preprocess = loaded.preprocess
     old.labels = list(loaded.labels)

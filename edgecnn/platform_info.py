@@ -1,8 +1,14 @@
 """What machine is this? CPU, OS, NVIDIA GPUs, CUDA, TensorRT, Jetson (Tegra) release.
 
-Torch-free, standard library only, and :func:`probe` never raises: every probe that fails
-leaves its field empty and a line in ``PlatformInfo.notes``. The runtime compares an engine's
-metadata with this before it deserialises the engine (edgecnn.tensorrt.metadata).
+The one home of machine facts: the nv_tegra_release parser, the L4T -> JetPack table
+(``edgecnn/jetpack.json``), the cpuinfo reader and the installed-library versions that
+``doctor``, manifests and bench reports record (:func:`package_versions`, over
+``edgecnn.catalog.packages()``).
+
+Torch-free, standard library only (plus edgecnn.catalog), and :func:`probe` never raises:
+every probe that fails leaves its field empty and a line in ``PlatformInfo.notes``. The
+runtime compares an engine's metadata with this before it deserialises the engine
+(edgecnn.runtime.trt_engine_info).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ NV_TEGRA_RELEASE = "etc/nv_tegra_release"
 DEVICE_TREE_MODEL = "proc/device-tree/model"
 NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total",
                     "--format=csv,noheader"]
-_JETPACK_DATA = Path(__file__).resolve().parent / "tensorrt" / "jetpack.json"
+_JETPACK_DATA = Path(__file__).resolve().parent / "jetpack.json"
 
 
 @dataclass
@@ -41,7 +47,7 @@ class TegraInfo:
     model: str  # device-tree model string, e.g. "NVIDIA Jetson AGX Orin Developer Kit"
     module: str | None  # "Jetson AGX Orin"
     l4t: str | None  # "36.4.3"
-    jetpack: str | None  # "6.1/6.2"
+    jetpack: str | None  # "6.2"
     jetpack_tensorrt: str | None  # TensorRT that JetPack release ships, e.g. "10.3.0"
     compute_capability: str | None  # the module's integrated GPU
     dla_cores: int = 0
@@ -94,15 +100,17 @@ def _jetpack_table() -> dict[str, Any]:
 
 
 def l4t_to_jetpack(l4t: str | None) -> tuple[str | None, str | None]:
-    """'36.4.3' -> ('6.1/6.2', '10.3.0'); an unlisted 36.x -> ('6.x', None)."""
+    """(JetPack, the TensorRT it ships) of an L4T release; the longest listed prefix wins:
+    '36.4.3' -> ('6.2', '10.3.0'), '36.4.0' -> ('6.1', '10.3.0'); an unlisted 36.x -> ('6.x', None)."""
     if not l4t:
         return None, None
     data = _jetpack_table()
-    parts = l4t.split(".")
-    major_minor = ".".join(parts[:2])
-    for rel in data["releases"]:
-        if rel["l4t"] == major_minor:
-            return rel["jetpack"], rel["tensorrt"]
+    rows = {rel["l4t"]: rel for rel in data["releases"]}
+    parts = l4t.strip().split(".")
+    for n in range(len(parts), 1, -1):
+        rel = rows.get(".".join(parts[:n]))
+        if rel:
+            return rel["jetpack"], rel.get("tensorrt")
     jp_major = data["l4t_major_to_jetpack_major"].get(parts[0])
     return (f"{jp_major}.x", None) if jp_major else (None, None)
 
@@ -145,6 +153,7 @@ def parse_nvidia_smi(text: str) -> list[GpuInfo]:
 
 
 def parse_cpuinfo(text: str) -> str | None:
+    """The CPU's name in /proc/cpuinfo ('model name', else 'Hardware', 'Processor', 'cpu model')."""
     for key in ("model name", "Hardware", "Processor", "cpu model"):
         for line in (text or "").splitlines():
             k, _, v = line.partition(":")
@@ -153,11 +162,16 @@ def parse_cpuinfo(text: str) -> str | None:
     return None
 
 
+def cpu_model(root: str | os.PathLike = "/") -> str | None:
+    """This machine's CPU name: /proc/cpuinfo, else ``platform.processor()``; None if neither says."""
+    return parse_cpuinfo(_read(Path(root), "proc/cpuinfo") or "") or platform.processor() or None
+
+
 def is_tegra(root: str | os.PathLike = "/") -> bool:
-    """A Jetson: /etc/nv_tegra_release exists or the device-tree model names a Jetson."""
+    """A Jetson: /etc/nv_tegra_release exists or the device-tree model names a Jetson or Tegra."""
     r = Path(root)
-    model = _read(r, DEVICE_TREE_MODEL) or ""
-    return (r / NV_TEGRA_RELEASE).is_file() or "jetson" in model.lower()
+    model = (_read(r, DEVICE_TREE_MODEL) or "").lower()
+    return (r / NV_TEGRA_RELEASE).is_file() or "jetson" in model or "tegra" in model
 
 
 def has_nvidia_gpu(root: str | os.PathLike = "/") -> bool:
@@ -169,6 +183,26 @@ def has_nvidia_gpu(root: str | os.PathLike = "/") -> bool:
     if (r / NV_TEGRA_RELEASE).is_file():
         return True
     return bool(os.environ.get("EDGECNN_ASSUME_GPU"))
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of every library edgecnn records (``edgecnn.catalog.packages()``), by
+    shown name: the first of its distributions that is installed ('onnxruntime' is
+    onnxruntime-gpu's version where only that is installed). Absent libraries are left out.
+    Reads package metadata only; never imports the packages."""
+    import importlib.metadata as md
+
+    from edgecnn.catalog import packages
+
+    out: dict[str, str] = {}
+    for shown, dists in packages():
+        for dist in dists:
+            try:
+                out[shown] = md.version(dist)
+                break
+            except md.PackageNotFoundError:
+                continue
+    return out
 
 
 # -- probes ----------------------------------------------------------------------------------
@@ -260,7 +294,7 @@ def probe(root: str | os.PathLike = "/", *, run_tools: bool = True) -> PlatformI
     except Exception as exc:  # noqa: BLE001
         return PlatformInfo(os="unknown", machine="unknown", python="unknown", notes=[str(exc)])
     try:
-        info.cpu_model = parse_cpuinfo(_read(r, "proc/cpuinfo") or "") or platform.processor() or None
+        info.cpu_model = cpu_model(r)
         info.cpu_count = os.cpu_count()
         info.tegra = parse_tegra(_read(r, NV_TEGRA_RELEASE), _read(r, DEVICE_TREE_MODEL))
         if run_tools:

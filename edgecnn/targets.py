@@ -7,7 +7,6 @@ top-level ``targets/`` folder, or a path to the user's own profile file.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,7 @@ from typing import Any
 from edgecnn import catalog
 from edgecnn.errors import ProfileError, UnknownTargetError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgecnn._toml import tomllib
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "targets"
 PRECISIONS = catalog.PRECISIONS

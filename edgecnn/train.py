@@ -30,8 +30,8 @@ import numpy as np
 
 from edgecnn.errors import DataError, EdgeCNNError, ModelLoadError
 from edgecnn.manifest import Preprocess
-from edgecnn.models.checkpoint import (CHECKPOINT_FORMAT, make_checkpoint, read_checkpoint,  # noqa: F401
-                                       save_checkpoint, torch_predict_fn)
+from edgecnn.models.checkpoint import (make_checkpoint, read_checkpoint, save_checkpoint,
+                                       torch_predict_fn)
 
 AUGMENTS = ("none", "flip", "crop", "crop+flip")
 OPTIMIZERS = ("sgd", "adamw")

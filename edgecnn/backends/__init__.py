@@ -1,6 +1,6 @@
-"""Build-time backends (onnxruntime, tflite, tensorrt); see :mod:`edgecnn.backends.registry`."""
+"""Build-time backends: turn a graph (or the PyTorch module) into an artifact and write it into
+the bundle. One module per backend (``onnxruntime``, ``tflite``, ``tensorrt``), each with one
+entry in :mod:`edgecnn.catalog`; see :mod:`edgecnn.backends.registry`.
 
-from edgecnn.backends.registry import Backend, ExportContext, get_backend, register_backend
-
-__all__ = ["Backend", "BatchProfile", "ExportContext", "ExportOptions", "LoadedModel",
-           "get_backend", "register_backend"]
+Nothing is imported here: ``get_backend(name)`` imports a backend's module when first asked.
+"""

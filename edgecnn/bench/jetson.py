@@ -4,6 +4,8 @@ Read-only probes of what the board says about itself (device tree, /etc/nv_tegra
 ``nvpmodel -q``, ``jetson_clocks --show``) plus a ``tegrastats`` sampler that runs beside the
 timed loop. Nothing here changes a setting: locking clocks is the user's decision, a report
 only says whether they were locked. Standard library only; every probe degrades to None.
+The L4T release, its JetPack and whether this is a Jetson at all come from
+:mod:`edgecnn.platform_info` (one parser, one table).
 
 Power: the input rail is ``VDD_IN`` (Orin Nano/NX), ``VIN`` (Thor) or ``POM_5V_IN`` (Nano);
 AGX Orin has no input rail in tegrastats, so its total is the sum of the rails it reports
@@ -21,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from edgecnn.platform_info import is_tegra, l4t_to_jetpack, parse_nv_tegra_release
 
 # input rails, most trusted first
 INPUT_RAILS = ("VDD_IN", "VIN", "POM_5V_IN")
@@ -170,31 +174,6 @@ def parse_tegrastats_lines(lines: Iterable[str]) -> list[TegraSample]:
 
 
 # -- board facts ------------------------------------------------------------------------
-# L4T release -> JetPack (NVIDIA's Jetson archive); longest matching prefix wins.
-L4T_TO_JETPACK = {
-    "32.7": "4.6.x", "35.1": "5.0.2", "35.2": "5.1", "35.3": "5.1.1", "35.4": "5.1.2",
-    "35.5": "5.1.3", "35.6": "5.1.4", "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1",
-    "36.4.3": "6.2", "36.4.4": "6.2.1", "38.2": "7.0", "38.4": "7.1", "39.2": "7.2",
-}
-
-
-def parse_nv_tegra_release(text: str) -> str | None:
-    """'# R36 (release), REVISION: 4.3, ...' -> '36.4.3'."""
-    m = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
-    return f"{m.group(1)}.{m.group(2)}" if m else None
-
-
-def jetpack_for_l4t(l4t: str | None) -> str | None:
-    if not l4t:
-        return None
-    parts = l4t.split(".")
-    for n in range(len(parts), 1, -1):
-        hit = L4T_TO_JETPACK.get(".".join(parts[:n]))
-        if hit:
-            return hit
-    return None
-
-
 def parse_nvpmodel(text: str) -> tuple[str | None, int | None]:
     """``nvpmodel -q`` -> (mode name, mode id): 'NV Power Mode: MAXN_SUPER' then '2'."""
     m = re.search(r"NV Power Mode:\s*(\S+)", text)
@@ -256,12 +235,6 @@ def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
     return (out.stdout or "") + (out.stderr or "") if out.returncode == 0 else None
 
 
-def is_tegra() -> bool:
-    model = _read("/proc/device-tree/model") or ""
-    return Path("/etc/nv_tegra_release").is_file() or "jetson" in model.lower() \
-        or "tegra" in model.lower()
-
-
 @dataclass
 class JetsonInfo:
     module: str | None
@@ -291,11 +264,12 @@ def probe_jetson() -> JetsonInfo | None:
     """Facts about this Jetson, or None when this is not a Tegra machine."""
     if not is_tegra():
         return None
-    l4t = parse_nv_tegra_release(_read("/etc/nv_tegra_release") or "")
+    l4t, _board = parse_nv_tegra_release(_read("/etc/nv_tegra_release") or "")
+    jetpack, _jetpack_tensorrt = l4t_to_jetpack(l4t)
     mode, mode_id = parse_nvpmodel(_run(["nvpmodel", "-q"]) or "")
     clocks = parse_jetson_clocks_show(_run(["jetson_clocks", "--show"]) or "")
     info = JetsonInfo(
-        module=_read("/proc/device-tree/model"), l4t=l4t, jetpack=jetpack_for_l4t(l4t),
+        module=_read("/proc/device-tree/model"), l4t=l4t, jetpack=jetpack,
         power_mode=mode, power_mode_id=mode_id,
         clocks_locked=None if clocks is None else clocks.locked,
         gpu_mhz=(clocks.gpu_cur_hz / 1e6 if clocks and clocks.gpu_cur_hz else

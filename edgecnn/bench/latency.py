@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgecnn.bench.accuracy import Predictor, load_predictor
 from edgecnn.bench.stats import rolling_median_settled
 
 WARMUP_WINDOW = 10
@@ -168,34 +169,18 @@ class JobResult:
         return cls(**json.loads(text))
 
 
-def _load_predictor(job: Job) -> tuple[Callable[[np.ndarray], np.ndarray], int | None, Any]:
-    """(predict, fixed batch or None, session-or-module) for the job's target."""
+def _predictor(job: Job) -> Predictor:
+    """The job's target through :func:`edgecnn.bench.accuracy.load_predictor`."""
     if job.backend == "torch":
-        import torch
-
-        from edgecnn.models.loading import load_model
-
-        if job.threads:
-            torch.set_num_threads(job.threads)
-        torch.manual_seed(job.seed)  # the same random init as the parent's exported model
         m = job.model or {}
-        loaded = load_model(m["model"], weights=m.get("weights"),
-                            input_size=tuple(m["input_size"]) if m.get("input_size") else None,
-                            num_classes=m.get("num_classes"))
-        module = loaded.module.eval()
-
-        def predict(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return module(torch.from_numpy(x)).float().numpy()
-
-        return predict, None, module
-    import edgecnn.runtime as rt
-
+        # seeded: the same random init as the parent's exported model
+        return load_predictor(m["model"], weights=m.get("weights"), backend="torch",
+                              threads=job.threads,
+                              input_size=tuple(m["input_size"]) if m.get("input_size") else None,
+                              num_classes=m.get("num_classes"), seed=job.seed)
     # the parent verified checksums once; verifying here would add hashing to the load time
-    session = rt.load(job.bundle, backend=job.backend, precision=job.precision,
-                      threads=job.threads, verify=False)
-    fixed = session.input_shape[0]
-    return session.run, (fixed if fixed != -1 else None), session
+    return load_predictor(job.bundle, backend=job.backend, precision=job.precision,
+                          threads=job.threads, verify=False)
 
 
 def _chunked(predict: Callable[[np.ndarray], np.ndarray], fixed: int | None,
@@ -224,10 +209,11 @@ def execute_job(job: Job) -> JobResult:
     wall = time.perf_counter()
     res.baseline_rss_mb = current_rss_mb()
     t0 = time.perf_counter_ns()
-    predict, fixed, handle = _load_predictor(job)
+    predictor = _predictor(job)
     res.load_ms = (time.perf_counter_ns() - t0) / 1e6
+    predict, fixed, session = predictor.predict_fn, predictor.fixed_batch, predictor.session
     if job.threads is None:
-        res.threads = getattr(handle, "threads", None)
+        res.threads = getattr(session, "threads", None)
 
     if job.measure_latency:
         rng = np.random.default_rng(job.seed)
@@ -263,16 +249,14 @@ def execute_job(job: Job) -> JobResult:
         ds = load_dataset(job.data)
         if job.data_limit:
             ds = ds.subset(job.data_limit, seed=job.seed)
-        mb = getattr(handle, "max_batch", None)
+        mb = getattr(session, "max_batch", None)
         max_batch = mb() if callable(mb) else None
         runner = _chunked(predict, fixed, min(64, max_batch or 64))
         acc = evaluate(runner, ds, Preprocess.from_dict(job.preprocess), batch_size=256,
                        progress=False)
         res.top1, res.top5, res.eval_n = acc.top1, acc.top5, acc.n
         res.predictions = [int(p) for p in acc.predictions] if acc.predictions is not None else None
-    close = getattr(handle, "close", None)
-    if callable(close):
-        close()
+    predictor.close()
     res.wall_s = time.perf_counter() - wall
     return res
 

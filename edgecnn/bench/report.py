@@ -121,38 +121,21 @@ def _json_default(o: Any) -> Any:
 
 
 # -- the machine record ---------------------------------------------------------------------
-LIBRARIES = ("numpy", "onnxruntime", "ai-edge-litert", "torch", "onnx", "tensorrt",
-             "litert-torch", "matplotlib")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def collect_machine(threads: int | None) -> dict[str, Any]:
     """CPU, threads, OS, library versions; GPU/CUDA/TensorRT and Jetson facts where present.
 
-    Uses ``edgecnn.platform_info.probe()`` when that module exists and adds what it lacks.
+    The machine facts are ``edgecnn.platform_info.probe()``'s; this adds what a benchmark
+    needs beside them (host name, load, threads, library versions, Jetson power mode/clocks).
     """
-    import importlib.metadata as md
-    import importlib.util
+    from edgecnn import platform_info
 
     out: dict[str, Any] = {}
-    if importlib.util.find_spec("edgecnn.platform_info") is not None:
-        try:
-            from edgecnn.platform_info import probe
-
-            out.update(probe().to_dict())
-        except Exception as exc:  # noqa: BLE001 - a probe must never stop a benchmark
-            out["platform_probe_error"] = f"{type(exc).__name__}: {exc}"
-    out.setdefault("cpu_model", _cpu_model())
+    try:
+        out.update(platform_info.probe().to_dict())
+    except Exception as exc:  # noqa: BLE001 - a probe must never stop a benchmark
+        out["platform_probe_error"] = f"{type(exc).__name__}: {exc}"
+    if "cpu_model" not in out:  # only when probe() failed
+        out["cpu_model"] = platform_info.cpu_model() or platform.machine()
     out.setdefault("cpu_count", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count())
     out.setdefault("os", platform.platform())
@@ -164,12 +147,7 @@ def collect_machine(threads: int | None) -> dict[str, Any]:
         out["load_avg_1m"] = None
     out["python"] = platform.python_version()
     out["threads"] = threads
-    libs = {}
-    for name in ("edgecnn",) + LIBRARIES:
-        try:
-            libs[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
+    libs = platform_info.package_versions()
     out["libraries"] = libs
     if "tensorrt" in libs:
         out.setdefault("tensorrt", libs["tensorrt"])

@@ -55,15 +55,16 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
            calib_method, max_accuracy_drop, eval_, layout, int8_io, trt_version, batch,
            workspace_mb, threads, parity_samples, seed, quiet):
     """Export MODEL (zoo name, checkpoint, package.module:callable or .pt2) into a bundle."""
+    from contextlib import nullcontext
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from edgecnn.options import BatchProfile, ExportOptions
     from edgecnn.cli.info_cmd import human_size, parity_cell
-    from edgecnn.pipeline import export as run_export
     from edgecnn.models.loading import parse_input_size
+    from edgecnn.options import BatchProfile, ExportOptions
+    from edgecnn.pipeline import export as run_export
 
     options = ExportOptions(
         target=target, precision=precision, out=Path(out) if out else None, weights=weights,
@@ -80,7 +81,7 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
         if not quiet:
             err.print(msg, markup=False, highlight=False)
 
-    with err.status("exporting...", spinner="dots") if not quiet else _nullcontext():
+    with err.status("exporting...", spinner="dots") if not quiet else nullcontext():
         result = run_export(model, options, log=log)
     table = Table(title=f"bundle {result.bundle}")
     for col in ("file", "backend", "precision", "size", "parity"):
@@ -88,11 +89,3 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
     for a in result.artifacts:
         table.add_row(a.file, a.backend, a.precision, human_size(a.size_bytes), parity_cell(a.details))
     Console().print(table)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.data.image_dataset import ImageDataset
 from edgecnn.errors import DataError
 
 
 def load_npz(path: str | os.PathLike):
-    from edgecnn.data.datasets import ImageDataset
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f".npz dataset {path} does not exist")

@@ -171,3 +171,20 @@ def _check_io(proto) -> None:
         raise ExportError(f"exported graph has inputs {ins} and outputs {outs}; edgecnn expects one "
                           f"image input and one logits output")
 
+
+
+def graph_io_specs(onnx_path: str | Path):
+    """(inputs, outputs) TensorSpecs read from an ONNX graph (-1 for a dynamic dimension)."""
+    import os
+
+    from edgecnn.manifest import TensorSpec
+
+    onnx = require("onnx", "quantize", "read an ONNX model")
+    g = onnx.load(os.fspath(onnx_path), load_external_data=False).graph
+
+    def spec(vi, image: bool):
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+        return TensorSpec(name=vi.name, shape=dims, dtype="float32",
+                          layout="NCHW" if image and len(dims) == 4 else None)
+
+    return [spec(v, True) for v in g.input], [spec(v, False) for v in g.output]

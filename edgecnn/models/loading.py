@@ -90,7 +90,7 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
 
 # -- zoo ------------------------------------------------------------------------------
 def _load_zoo(name: str, weights, size, num_classes) -> LoadedModel:
-    from edgecnn.models.registry import get_model_info
+    from edgecnn.models.zoo import get_model_info
 
     info = get_model_info(name)  # UnknownModelError with close matches
     ckpt = state = None
@@ -121,7 +121,7 @@ def _load_zoo(name: str, weights, size, num_classes) -> LoadedModel:
 
 
 def _build_zoo(name: str, num_classes: int, size):
-    from edgecnn.models.registry import create_model
+    from edgecnn.models.zoo import create_model
 
     c, h, w = size
     if h != w:
@@ -143,7 +143,7 @@ def _load_checkpoint_alone(path: Path, size, num_classes) -> LoadedModel:
     if not isinstance(name, str):
         raise ModelLoadError(f"{path}: checkpoint config has no model name")
     size = size or _cfg_size(cfg)
-    from edgecnn.models.registry import get_model_info
+    from edgecnn.models.zoo import get_model_info
 
     try:
         info = get_model_info(name)

@@ -1,4 +1,5 @@
-"""The model registry: a plain dict filled by the @register_model decorator.
+"""The model registry: a plain dict filled by the @register_model decorator (lookups that
+import the zoo first are in :mod:`edgecnn.models.zoo`).
 
 Each zoo file defines a factory ``f(num_classes, in_chans, img_size) -> nn.Module``
 and registers it with its reference configuration, e.g.::
@@ -15,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from edgecnn.errors import UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class ModelInfo:
     description: str = ""
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
-_ZOO_LOADED = False
+_REGISTRY: dict[str, ModelInfo] = {}  # filled as each family file is imported (see zoo.py)
 
 
 def register_model(name: str, *, family: str, input_size: tuple[int, int, int],
@@ -44,38 +43,3 @@ def register_model(name: str, *, family: str, input_size: tuple[int, int, int],
                                     description or (factory.__doc__ or "").strip().split("\n")[0])
         return factory
     return deco
-
-
-def _load_zoo() -> None:
-    global _ZOO_LOADED
-    if not _ZOO_LOADED:
-        _ZOO_LOADED = True
-        from edgecnn.models import zoo  # noqa: F401  (imports every family file)
-
-
-def list_models() -> list[ModelInfo]:
-    _load_zoo()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def get_model_info(name: str) -> ModelInfo:
-    _load_zoo()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (see 'edgecnn models' for the zoo, or pass "
-            f"a package.module:callable factory or a .pt2 file)") from None
-
-
-def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
-                 img_size: int | tuple[int, int] | None = None):
-    """Build a zoo model (random init, eval mode not set) at the given configuration."""
-    info = get_model_info(name)
-    c, h, _w = info.input_size
-    return info.factory(num_classes=num_classes or info.num_classes,
-                        in_chans=in_chans or c, img_size=img_size or h)

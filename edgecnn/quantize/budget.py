@@ -23,8 +23,10 @@ from typing import Callable
 import numpy as np
 
 from edgecnn.errors import CalibrationError, DataError
-from edgecnn.quantize.int8 import ort_session, quantizable_nodes, quantize_onnx, run_model
+from edgecnn.quantize.int8 import quantizable_nodes, quantize_onnx
 from edgecnn.quantize.ranges import ActivationRanges
+from edgecnn.runtime.ort import inference_session as ort_session
+from edgecnn.runtime.ort import run_batched as run_model
 
 SENSITIVITY_SAMPLES = 128
 SENSITIVITY_ELEMENTS = 1 << 19  # input elements scored per layer: fewer images at 224 px
@@ -146,6 +148,14 @@ def score_until(sess, ev: EvalSet, ref: np.ndarray, fp32: float, budget: float |
     return Probe(0, acc, fp32 - acc, n, complete=True)
 
 
+def float_layer_limit(layers: int, max_float_layers: int | None = None) -> int:
+    """How many of ``layers`` a budget search may leave in float: ``max_float_layers`` when
+    given, else half of them (at least one), never more than there are."""
+    limit = max_float_layers if max_float_layers is not None else \
+        max(1, int(layers * MAX_FLOAT_FRACTION))
+    return min(limit, layers)
+
+
 def fewest_passing(limit: int, passes: Callable[[int], bool]) -> int | None:
     """Smallest k in 1..limit with ``passes(k)``, taking ``passes`` as monotone (more layers
     in float never hurts much): double k until it passes, then bisect. About 2*log2(k) calls;
@@ -187,9 +197,7 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     if fp32 - plain <= budget:
         return res
     nodes = quantizable_nodes(fp32_path)
-    limit = max_float_layers if max_float_layers is not None else \
-        max(1, int(len(nodes) * MAX_FLOAT_FRACTION))
-    limit = min(limit, len(nodes))
+    limit = float_layer_limit(len(nodes), max_float_layers)
     small = ev.data[:sensitivity_samples(ev.data.shape[1:])]
     log(f"over budget: measuring the sensitivity of {len(nodes)} layers on {len(small)} images")
     with tempfile.TemporaryDirectory(prefix="edgecnn-budget-") as tmpd:

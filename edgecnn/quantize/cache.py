@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgecnn.quantize.ranges import ActivationRanges
 
@@ -56,3 +56,29 @@ def save_cache(path: Path, key: CacheKey, ranges: ActivationRanges, extra: dict 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def cached_ranges(fp32_path: Path, calib, method: str, preprocess, cache_in: Path,
+                  cache_out: Callable[[], Path], threads: int | None = None,
+                  log=print) -> tuple[ActivationRanges, str]:
+    """Activation ranges of ``fp32_path`` on ``calib`` (a CalibrationSet) with ``method``: read
+    from ``cache_in`` when it holds exactly this (model, data, method, preprocess), else
+    computed and written to the path ``cache_out()`` gives. That path is asked for only after
+    the read: a bundle writer's path for a new file unlinks the old one it would replace.
+    Returns (ranges, "reused" | "computed")."""
+    from edgecnn.bundle import sha256_file
+    from edgecnn.quantize.calibration import calib_batch_size
+    from edgecnn.quantize.ranges import collect_ranges
+
+    key = CacheKey.make(sha256_file(fp32_path), calib.sha256, method, preprocess)
+    ranges = load_cached(cache_in, key)
+    if ranges is not None:
+        log(f"reusing cached calibration {cache_in.name} ({method}, {len(ranges.amax)} tensors, "
+            f"calibration set {calib.sha256[:12]})")
+        return ranges, "reused"
+    bs = calib_batch_size(calib.data.shape[1:])
+    ranges = collect_ranges(fp32_path, list(calib.batches(bs)), method, threads=threads)
+    out = cache_out()
+    save_cache(out, key, ranges, {"calibration": calib.describe()})
+    log(f"calibrated {len(ranges.amax)} activations ({method}); ranges in {out.name}")
+    return ranges, "computed"

@@ -50,6 +50,16 @@ class CalibrationSet:
                 "shape": list(self.data.shape[1:])}
 
 
+CALIB_BATCH = 32
+CALIB_BATCH_ELEMENTS = 1 << 20  # input elements per calibration batch: every intermediate
+# tensor of the batch is held at once, so 224x224 models calibrate 6 images at a time
+
+
+def calib_batch_size(input_size_chw) -> int:
+    c, h, w = input_size_chw
+    return max(1, min(CALIB_BATCH, CALIB_BATCH_ELEMENTS // max(1, c * h * w)))
+
+
 def calibration_hash(data: np.ndarray) -> str:
     """sha256 of the float32 array's shape and bytes (C order)."""
     arr = np.ascontiguousarray(data, dtype=np.float32)
@@ -88,7 +98,7 @@ def load_calibration(spec: str | os.PathLike, preprocess: Preprocess,
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     """A calibration recipe: ``spec`` (required), ``samples``, ``seed``; relative paths resolve
     against the recipe's folder."""
-    from edgecnn.targets import tomllib  # the 3.10/3.11 shim lives there
+    from edgecnn._toml import tomllib
 
     p = Path(path)
     if not p.is_file():
@@ -156,7 +166,7 @@ def _from_npy(path: Path, preprocess: Preprocess, chw: tuple, samples: int | Non
     if arr.size == 0 or arr.ndim == 0 or len(arr) == 0:
         raise CalibrationError(f"calibration file {path} is empty (shape {arr.shape})")
     if arr.dtype == np.uint8:  # raw images NxHxW[xC]: preprocess like any image
-        from edgecnn.data.datasets import ImageDataset
+        from edgecnn.data.image_dataset import ImageDataset
 
         if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3))):
             raise CalibrationError(f"{path}: uint8 images must be NxHxW or NxHxWx{{1,3}}, "

@@ -8,7 +8,8 @@ point 0, bias left in float, Q/DQ only around Conv / Gemm / MatMul.
 
 Activation ranges come from :mod:`edgecnn.quantize.ranges` (our own calibrators) and
 reach ``quantize_static`` through its calibration-cache file, so ONNX Runtime's own
-calibrators never run.
+calibrators never run. Path in, path out: the backend (``edgecnn.backends.onnxruntime``)
+writes the result into the bundle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,22 +27,38 @@ from edgecnn._lazy import require
 from edgecnn.errors import ExportError, MissingDependencyError
 from edgecnn.quantize.ranges import QUANT_OPS, ActivationRanges
 
-INT8_FILE = "model.int8.onnx"
-PARITY_SAMPLES = 64
+@dataclass(frozen=True)
+class QdqScheme:
+    """How ``quantize_static`` shapes a Q/DQ graph; recorded in the manifest as ``to_dict()``."""
+
+    name: str
+    activation_type: str = "QInt8"
+    weight_type: str = "QInt8"
+    per_channel: bool = True
+    op_types: tuple[str, ...] = QUANT_OPS
+    activation_symmetric: bool = True
+    weight_symmetric: bool = True
+    quantize_bias: bool = False
+    unquantized_outputs: tuple[str, ...] = QUANT_OPS  # ops whose outputs get no Q/DQ
+
+    def extra_options(self) -> dict:
+        return {"ActivationSymmetric": self.activation_symmetric,
+                "WeightSymmetric": self.weight_symmetric, "QuantizeBias": self.quantize_bias,
+                "OpTypesToExcludeOutputQuantization": list(self.unquantized_outputs)}
+
+    def to_dict(self) -> dict:
+        return {"quant_format": "QDQ", "per_channel": self.per_channel,
+                "activation_type": self.activation_type, "weight_type": self.weight_type,
+                "op_types_to_quantize": list(self.op_types), "extra_options": self.extra_options()}
 
 
-def quantize_options() -> dict:
-    """The quantize_static arguments TensorRT accepts (recorded in the manifest)."""
-    return {"quant_format": "QDQ", "per_channel": True, "activation_type": "QInt8",
-            "weight_type": "QInt8", "op_types_to_quantize": list(QUANT_OPS),
-            "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True,
-                              "QuantizeBias": False,
-                              "OpTypesToExcludeOutputQuantization": list(QUANT_OPS)}}
+# What TensorRT accepts (see the module doc).
+TENSORRT_QDQ = QdqScheme("tensorrt")
 
 
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
                   ranges: ActivationRanges, nodes_to_exclude: Sequence[str] = (),
-                  nodes_to_quantize: Sequence[str] = ()) -> None:
+                  nodes_to_quantize: Sequence[str] = (), scheme: QdqScheme = TENSORRT_QDQ) -> None:
     """Write the Q/DQ model of ``fp32_path`` with ``ranges`` to ``out_path``."""
     require("onnx", "quantize", "quantize to INT8")
     q = require("onnxruntime.quantization", "quantize", "quantize to INT8")
@@ -63,12 +81,14 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         try:
             q.quantize_static(
                 str(fp32_path), str(tmp_out), calibration_data_reader=None,
-                quant_format=q.QuantFormat.QDQ, op_types_to_quantize=list(QUANT_OPS),
-                per_channel=True, reduce_range=False, activation_type=q.QuantType.QInt8,
-                weight_type=q.QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude),
+                quant_format=q.QuantFormat.QDQ, op_types_to_quantize=list(scheme.op_types),
+                per_channel=scheme.per_channel, reduce_range=False,
+                activation_type=getattr(q.QuantType, scheme.activation_type),
+                weight_type=getattr(q.QuantType, scheme.weight_type),
+                nodes_to_exclude=list(nodes_to_exclude),
                 nodes_to_quantize=list(nodes_to_quantize),
                 calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
-                extra_options=quantize_options()["extra_options"])
+                extra_options=scheme.extra_options())
         except (ValueError, KeyError, RuntimeError) as exc:
             raise ExportError(f"INT8 quantization of {Path(fp32_path).name} failed: {exc}") from exc
         finally:
@@ -104,41 +124,4 @@ def quantizable_nodes(model_path: str | os.PathLike) -> list[str]:
     return [n.name for n in m.graph.node if n.op_type in QUANT_OPS]
 
 
-def ort_session(path: str | os.PathLike, threads: int | None = None):
-    ort = require("onnxruntime", "ort", "run ONNX models")
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(os.fspath(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def fixed_batch(sess) -> int | None:
-    """The model's batch size when the export fixed it (e.g. from a .pt2), else None."""
-    dim = sess.get_inputs()[0].shape[0]
-    return dim if isinstance(dim, int) and dim > 0 else None
-
-
-def run_model(sess, data: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits for ``data``, batch by batch (padding the last batch for fixed-batch models)."""
-    name = sess.get_inputs()[0].name
-    fixed = fixed_batch(sess)
-    bs = fixed or batch_size
-    out = []
-    for i in range(0, len(data), bs):
-        x = data[i:i + bs]
-        n = len(x)
-        if fixed and n < fixed:
-            x = np.concatenate([x, np.repeat(x[-1:], fixed - n, axis=0)])
-        out.append(sess.run(None, {name: x})[0][:n])
-    return np.concatenate(out)
-
-
-def export_int8(ctx) -> "Artifact":  # noqa: F821
-    """Add ``model.int8.onnx`` to the bundle being written (see module doc)."""
-    from edgecnn.quantize.pipeline import run_int8
-
-    return run_int8(ctx)
-
-
-__all__ = ["export_int8", "quantize_onnx", "quantize_options", "quantizable_nodes"]
+__all__ = ["TENSORRT_QDQ", "QdqScheme", "quantizable_nodes", "quantize_onnx"]

@@ -28,10 +28,11 @@ import numpy as np
 
 from edgecnn._lazy import require
 from edgecnn.errors import CalibrationError
+from edgecnn.options import CALIB_METHODS
 from edgecnn.progress import progress_bar
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
-METHODS = ("minmax", "entropy", "percentile")
+METHODS = CALIB_METHODS
 NUM_BINS = 2048
 PERCENTILE = 99.99
 _FLOAT = 1  # onnx.TensorProto.FLOAT

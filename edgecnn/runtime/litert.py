@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from edgecnn.errors import BackendUnavailableError, MissingDependencyError, first_line
+from edgecnn.errors import BackendUnavailableError, InputError, MissingDependencyError, first_line
 from edgecnn.runtime.session import Session
 
 # (module that provides Interpreter, how to get it) in order of preference
@@ -92,9 +92,9 @@ class LiteRTSession(Session):
         """
         super().__init__(manifest, artifact, path)
         if batch_mode not in ("auto", "resize", "loop"):
-            raise ValueError(f"batch_mode must be auto, resize or loop, got {batch_mode!r}")
+            raise InputError(f"batch_mode must be auto, resize or loop, got {batch_mode!r}")
         if api not in (None, "compiled", "interpreter"):
-            raise ValueError(f"api must be compiled or interpreter, got {api!r}")
+            raise InputError(f"api must be compiled or interpreter, got {api!r}")
         check_tflite_file(path)
         from edgecnn.runtime.ort import default_threads
 

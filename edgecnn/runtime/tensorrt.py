@@ -18,8 +18,8 @@ import numpy as np
 
 from edgecnn.errors import BackendUnavailableError, EngineMismatchError, InputError
 from edgecnn.runtime.session import Session
-from edgecnn.tensorrt.metadata import DETAILS_KEY, EngineMetadata, check_engine_compatible
-from edgecnn.tensorrt.versions import import_cudart, import_tensorrt
+from edgecnn.runtime.trt_engine_info import (DETAILS_KEY, EngineMetadata, check_engine_compatible,
+                                             import_cudart, import_tensorrt)
 
 _CTYPES = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float16): ctypes.c_uint16,
            np.dtype(np.int8): ctypes.c_int8, np.dtype(np.uint8): ctypes.c_uint8,

@@ -2,11 +2,16 @@
 
 Split so that only ``builder`` imports TensorRT (inside its functions):
 
-* ``versions``  - TensorRT version parsing and the pure build strategy per major version;
-* ``preflight`` - CPU-side check of an ONNX graph against onnx-tensorrt's operator table;
-* ``plan``      - the build plan (build_plan.json) and the TensorRT-ready ONNX;
-* ``metadata``  - engine metadata and its comparison with the machine;
+* ``versions``  - the pure build strategy per TensorRT major version;
+* ``preflight`` - CPU-side check of an ONNX graph against onnx-tensorrt's operator table, and
+  which TensorRT versions to check;
+* ``plan``      - the build plan (build_plan.json): making, recording and reading it, and the
+  TensorRT-ready ONNX;
+* ``metadata``  - the engine metadata a build records;
 * ``builder``   - the strongly typed engine build (needs TensorRT and a GPU).
 
-Importing this package imports nothing heavy.
+What the runtime needs as well (TensorRT version parsing, the engine metadata and its comparison
+with the machine, the TensorRT / cuda-python imports) lives below this package, in
+:mod:`edgecnn.runtime.trt_engine_info`; this package imports it from there, never the reverse.
+File names come from :mod:`edgecnn.catalog`. Importing this package imports nothing heavy.
 """

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from edgecnn import catalog
 from edgecnn.errors import BackendUnavailableError, BundleError, ChecksumError, ExportError
-from edgecnn.tensorrt.plan import BUILD_PLAN, PREPARED_KEY, BuildPlan, engine_name, read_plans
-from edgecnn.tensorrt.versions import (BuildStrategy, TrtVersion, build_strategy, import_tensorrt,
-                                       in_range, network_flags)
+from edgecnn.runtime.trt_engine_info import TrtVersion, import_tensorrt
+from edgecnn.tensorrt.plan import BUILD_PLAN, PREPARED_KEY, BuildPlan, read_plans
+from edgecnn.tensorrt.versions import BuildStrategy, build_strategy, in_range, network_flags
 
 
 @dataclass
@@ -205,7 +206,7 @@ def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core
     """
     from edgecnn.bundle import Bundle, BundleWriter, now_iso
     from edgecnn.platform_info import probe
-    from edgecnn.tensorrt.metadata import DETAILS_KEY, EngineMetadata
+    from edgecnn.tensorrt.metadata import DETAILS_KEY, built_engine_metadata
 
     if writer is not None:
         root, manifest = writer.staging, writer.manifest
@@ -232,22 +233,16 @@ def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core
     cache_file = plan.timing_cache_file(str(TrtVersion.parse(trt.__version__)), cc)
     cache_in = (Path(root) / cache_file).read_bytes() if (Path(root) / cache_file).is_file() else None
     engine, cache = build_engine(trt, onnx_path, plan, strategy, dla_core, cache_in, log)
-    meta = EngineMetadata(
-        tensorrt=trt.__version__, gpu_name=machine.gpu.name, compute_capability=cc,
-        precision=plan.precision, source_onnx=plan.trt_onnx, source_onnx_sha256=plan.source_onnx_sha256,
-        profiles=[{"name": plan.input_name, "min": s[0], "opt": s[1], "max": s[2]}
-                  for s in [plan.profile_shapes()]],
-        cuda_runtime=machine.cuda_runtime, cuda_driver=machine.cuda_driver,
-        tegra_module=tegra.module if tegra else None, l4t=tegra.l4t if tegra else None,
-        jetpack=tegra.jetpack if tegra else None, dla_core=dla_core, built=now_iso())
+    meta = built_engine_metadata(trt.__version__, machine, cc, plan, dla_core, now_iso())
     inputs, outputs = io_specs(onnx_path, plan)
     details = {DETAILS_KEY: meta.to_dict(), "build_plan": plan.to_dict(), "timing_cache": cache_file}
 
+    engine_file = catalog.artifact_file("tensorrt", plan.precision)
+
     def write(w) -> Any:
-        w.path_for(engine_name(plan.precision)).write_bytes(engine)
+        w.path_for(engine_file).write_bytes(engine)
         w.path_for(cache_file).write_bytes(cache)
-        return w.add_artifact(engine_name(plan.precision), "tensorrt", plan.precision, inputs, outputs,
-                              details)
+        return w.add_artifact(engine_file, "tensorrt", plan.precision, inputs, outputs, details)
 
     if writer is not None:
         artifact = write(writer)

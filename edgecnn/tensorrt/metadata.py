@@ -1,122 +1,34 @@
-"""Engine metadata: what an engine was built for, stored in the artifact's details.
+"""Engine metadata as the build records it: what an engine was built for, from the plan and the
+machine that built it. Stdlib only.
 
-TensorRT engines are specific to the TensorRT version and the GPU (architecture) that built
-them (TensorRT support matrix, "Engine Portability": not portable across versions unless built
-version-compatible, not across GPU architectures unless built hardware-compatible; edgecnn does
-neither). The runtime compares this with :func:`edgecnn.platform_info.probe` before it
-deserialises an engine and refuses a mismatch with a message that says what to do. Stdlib only.
+The metadata itself (:class:`EngineMetadata`, stored in the artifact's details under
+``DETAILS_KEY``) and its comparison with a machine live with the runtime that reads them, in
+:mod:`edgecnn.runtime.trt_engine_info`; the build room imports them from there.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from edgecnn.errors import BundleError, EngineMismatchError
 from edgecnn.platform_info import PlatformInfo
-from edgecnn.tensorrt.versions import TrtVersion
+from edgecnn.runtime.trt_engine_info import DETAILS_KEY, EngineMetadata
 
-DETAILS_KEY = "engine"  # Artifact.details[DETAILS_KEY] holds EngineMetadata.to_dict()
-
-
-@dataclass
-class EngineMetadata:
-    tensorrt: str  # full version that built the engine, e.g. "10.3.0.30"
-    gpu_name: str
-    compute_capability: str  # "8.7"
-    precision: str
-    profiles: list[dict[str, list[int]]]  # per input: {"name", "min", "opt", "max"}
-    source_onnx: str  # model.<prec>.trt.onnx
-    source_onnx_sha256: str
-    cuda_runtime: str | None = None
-    cuda_driver: str | None = None
-    tegra_module: str | None = None
-    l4t: str | None = None
-    jetpack: str | None = None
-    dla_core: int | None = None
-    strongly_typed: bool = True
-    built: str = ""  # ISO 8601 UTC
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "EngineMetadata":
-        if not isinstance(d, dict):
-            raise BundleError("engine metadata is missing from the manifest; rebuild the engine "
-                              "with 'edgecnn build'")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in d]
-        if missing:
-            raise BundleError(f"engine metadata lacks {missing}; rebuild the engine with 'edgecnn build'")
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    @property
-    def target(self) -> str:
-        where = self.tegra_module or self.gpu_name
-        jp = f", JetPack {self.jetpack}" if self.jetpack else ""
-        return f"{where} (sm {self.compute_capability}), TensorRT {self.tensorrt}{jp}"
+if TYPE_CHECKING:  # pragma: no cover
+    from edgecnn.tensorrt.plan import BuildPlan
 
 
-def _same_release(a: str, b: str) -> bool:
-    """Same TensorRT release: major.minor.patch equal (the build number is ignored)."""
-    try:
-        return TrtVersion.parse(a) == TrtVersion.parse(b)
-    except Exception:  # noqa: BLE001
-        return a == b
-
-
-def compare(meta: EngineMetadata, machine: PlatformInfo) -> tuple[list[str], list[str]]:
-    """(mismatches that make the engine unusable, warnings) of ``meta`` against ``machine``."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    if machine.tensorrt is None:
-        errors.append("TensorRT is not installed on this machine")
-    elif not _same_release(meta.tensorrt, machine.tensorrt):
-        errors.append(f"TensorRT {meta.tensorrt} built it, this machine has TensorRT {machine.tensorrt}")
-    gpu = machine.gpu
-    if gpu is None:
-        errors.append("this machine has no NVIDIA GPU that nvidia-smi or cuda-python can see")
-    else:
-        if gpu.compute_capability is None:
-            warnings.append(f"the compute capability of {gpu.name} is unknown; cannot confirm the "
-                            f"engine's sm {meta.compute_capability}")
-        elif gpu.compute_capability != meta.compute_capability:
-            errors.append(f"it was built for compute capability {meta.compute_capability} "
-                          f"({meta.gpu_name}), this GPU is {gpu.name} with {gpu.compute_capability}")
-        if gpu.compute_capability == meta.compute_capability and gpu.name != meta.gpu_name:
-            warnings.append(f"built on {meta.gpu_name}, running on {gpu.name} (same architecture: "
-                            f"it loads, but tactics were timed on the other GPU)")
+def built_engine_metadata(tensorrt: str, machine: PlatformInfo, compute_capability: str,
+                          plan: "BuildPlan", dla_core: int | None, built: str) -> EngineMetadata:
+    """The metadata of an engine built from ``plan`` with TensorRT ``tensorrt`` on ``machine``."""
     tegra = machine.tegra
-    if meta.l4t and tegra is None and gpu is not None:
-        errors.append(f"it was built on a Jetson ({meta.tegra_module}, L4T {meta.l4t}), this is not one")
-    elif meta.l4t is None and tegra is not None:
-        errors.append(f"it was built on a desktop GPU ({meta.gpu_name}), this is a Jetson "
-                      f"({tegra.module or tegra.model})")
-    elif meta.l4t and tegra is not None:
-        if (tegra.l4t or "").split(".")[:2] != meta.l4t.split(".")[:2]:
-            errors.append(f"it was built on L4T {meta.l4t} (JetPack {meta.jetpack}), this Jetson runs "
-                          f"L4T {tegra.l4t} (JetPack {tegra.jetpack})")
-        if meta.tegra_module and tegra.module and meta.tegra_module != tegra.module:
-            warnings.append(f"built on a {meta.tegra_module}, running on a {tegra.module}")
-    if meta.dla_core is not None and tegra is not None and meta.dla_core >= max(tegra.dla_cores, 0) \
-            and tegra.module is not None:
-        errors.append(f"it runs on DLA core {meta.dla_core}, and {tegra.module} has "
-                      f"{tegra.dla_cores} DLA core(s)")
-    return errors, warnings
+    return EngineMetadata(
+        tensorrt=tensorrt, gpu_name=machine.gpu.name, compute_capability=compute_capability,
+        precision=plan.precision, source_onnx=plan.trt_onnx, source_onnx_sha256=plan.source_onnx_sha256,
+        profiles=[{"name": plan.input_name, "min": s[0], "opt": s[1], "max": s[2]}
+                  for s in [plan.profile_shapes()]],
+        cuda_runtime=machine.cuda_runtime, cuda_driver=machine.cuda_driver,
+        tegra_module=tegra.module if tegra else None, l4t=tegra.l4t if tegra else None,
+        jetpack=tegra.jetpack if tegra else None, dla_core=dla_core, built=built)
 
 
-def check_engine_compatible(meta: EngineMetadata, machine: PlatformInfo, engine_file: str,
-                            bundle: str) -> list[str]:
-    """Raise EngineMismatchError on a mismatch; return the warnings otherwise."""
-    errors, warnings = compare(meta, machine)
-    if errors:
-        raise EngineMismatchError(
-            f"{engine_file} cannot run here: {'; '.join(errors)}. It was built for {meta.target}. "
-            f"Engines are tied to the TensorRT version and GPU that built them: run "
-            f"'edgecnn build {bundle} --precision {meta.precision}' on this machine")
-    return warnings
+__all__ = ["DETAILS_KEY", "EngineMetadata", "built_engine_metadata"]

@@ -1,7 +1,9 @@
 """The build plan (build_plan.json) and the TensorRT-ready ONNX (model.<prec>.trt.onnx).
 
-Prepared on any machine by the TensorRT backend, read on the device by ``edgecnn build``.
-One build_plan.json per bundle holds one plan per precision. Stdlib only except
+Prepared on any machine by the TensorRT backend (:func:`make_plan`, :func:`make_trt_onnx`,
+:func:`record_prepared`), read on the device by ``edgecnn build``. One build_plan.json per
+bundle holds one plan per precision. Both file names are the catalogue's
+(``edgecnn.catalog.BACKENDS["tensorrt"].prepared_files``). Stdlib only except
 :func:`make_trt_onnx` (onnx, inside the function).
 """
 
@@ -14,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import BundleError
+from edgecnn.options import BatchProfile, ExportOptions
 
-BUILD_PLAN = "build_plan.json"
+BUILD_PLAN = "build_plan.json"  # one of the catalogue's tensorrt prepared_files
 PLAN_FORMAT = "edgecnn-trt-build-plan-v1"
 PREPARED_KEY = "tensorrt_prepared"  # Manifest.source[PREPARED_KEY][precision] -> file checksums
 DEFAULT_TRT_RANGE = ("10.0", "11.99")
@@ -23,11 +26,16 @@ DEFAULT_WORKSPACE_MB = 2048
 
 
 def trt_onnx_name(precision: str) -> str:
+    """The TensorRT-ready ONNX of ``precision`` (one of the catalogue's tensorrt prepared_files)."""
     return f"model.{precision}.trt.onnx"
 
 
-def engine_name(precision: str) -> str:
-    return f"model.{precision}.engine"
+def trt_range(options: ExportOptions, profile) -> tuple[str, str]:
+    """The TensorRT versions the engine must build with: --trt-version, else the profile's range."""
+    if options.trt_version:
+        return options.trt_version, options.trt_version
+    return (getattr(profile, "trt_version_min", None) or DEFAULT_TRT_RANGE[0],
+            getattr(profile, "trt_version_max", None) or DEFAULT_TRT_RANGE[1])
 
 
 @dataclass
@@ -92,6 +100,50 @@ def read_plans(path: Path) -> dict[str, BuildPlan]:
 def plans_json(plans: dict[str, BuildPlan]) -> str:
     return json.dumps({"format": PLAN_FORMAT,
                        "plans": {k: plans[k].to_dict() for k in sorted(plans)}}, indent=2) + "\n"
+
+
+def make_plan(options: ExportOptions, profile, precision: str, input_name: str,
+              input_chw: tuple[int, int, int], source_onnx: str, trt_onnx_sha256: str,
+              folding: str) -> BuildPlan:
+    lo, hi = trt_range(options, profile)
+    b = options.batch
+    if b is None and profile is not None and getattr(profile, "is_device", False):
+        b_min, b_opt, b_max = profile.batch_min, profile.batch_opt, profile.batch_max
+    else:  # an explicit --batch always wins, even when it equals the defaults
+        b = b or BatchProfile()
+        b_min, b_opt, b_max = b.min, b.opt, b.max
+    return BuildPlan(
+        precision=precision, trt_onnx=trt_onnx_name(precision), source_onnx=source_onnx,
+        source_onnx_sha256=trt_onnx_sha256, input_name=input_name, input_chw=list(input_chw),
+        batch_min=b_min, batch_opt=b_opt, batch_max=b_max,
+        workspace_mb=options.workspace_mb or getattr(profile, "workspace_mb", None) or DEFAULT_WORKSPACE_MB,
+        builder_optimization_level=getattr(profile, "builder_optimization_level", 3),
+        trt_version_min=lo, trt_version_max=hi, timing_cache="trt_timing.{trt}.sm{sm}.cache",
+        dla_cores_available=getattr(profile, "dla_cores", 0), constant_folding=folding,
+        target=getattr(profile, "name", "tensorrt"))
+
+
+def record_prepared(writer, plan: BuildPlan) -> dict:
+    """Merge ``plan`` into build_plan.json and record every prepared file's sha256 in
+    ``manifest.source["tensorrt_prepared"]``.
+
+    The record is rebuilt from build_plan.json each time (the export pipeline renews
+    ``manifest.source`` on every export); plans whose .trt.onnx is gone or changed are dropped.
+    """
+    from edgecnn.bundle import sha256_file
+
+    plans = read_plans(writer.read_path(BUILD_PLAN))
+    plans[plan.precision] = plan
+    for prec, p in list(plans.items()):
+        f = writer.read_path(p.trt_onnx)
+        if not f.is_file() or sha256_file(f) != p.source_onnx_sha256:
+            del plans[prec]
+    path = writer.write_text(BUILD_PLAN, plans_json(plans))
+    record = {"build_plan": BUILD_PLAN, "build_plan_sha256": sha256_file(path),
+              "precisions": {k: {"trt_onnx": p.trt_onnx, "trt_onnx_sha256": p.source_onnx_sha256,
+                                 "from": p.source_onnx} for k, p in sorted(plans.items())}}
+    writer.manifest.source[PREPARED_KEY] = record
+    return record
 
 
 def make_trt_onnx(src: Path, dst: Path, input_chw: tuple[int, int, int],

@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.tensorrt.versions import TrtVersion
+from edgecnn import catalog
+from edgecnn.runtime.trt_engine_info import TrtVersion
 
 _TABLE = Path(__file__).resolve().parent / "op_support.json"
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -81,6 +82,17 @@ class PreflightReport:
                 f"{self.opset}, {sum(self.ops.values())} nodes, {len(self.ops)} op types): "
                 f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)")
         return "\n".join([head] + [f"  {i}" for i in self.issues])
+
+
+def preflight_versions(lo: str, hi: str) -> list[str]:
+    """The versions to check: the range's low end, plus 11.0 when the range reaches 11.x."""
+    a, b = TrtVersion.parse(lo), TrtVersion.parse(hi)
+    out = [str(a)]
+    if b.major >= 11 > a.major:
+        out.append("11.0")
+    elif b != a and b.major == a.major:
+        out.append(str(b))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -338,13 +350,13 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
     without it, both ends of the build plan's range (10.3 and 11.0 by default). No target: the
     Q/DQ rules on the bundle's int8 ONNX artifacts only.
     """
-    from edgecnn.catalog import canonical as canonical_backend
     from edgecnn.bundle import Bundle
     from edgecnn.errors import BundleError
     from edgecnn.tensorrt.plan import BUILD_PLAN, read_plans, trt_onnx_name
 
     b = Bundle.open(bundle)
-    onnx_files = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+    onnx_files = {p: catalog.artifact_file("onnxruntime", p)
+                  for p in catalog.entry("onnxruntime").precisions}
     if target is None:
         int8 = [a for a in b.manifest.artifacts if a.file.endswith(".onnx") and a.precision == "int8"
                 and (precision in (None, "int8"))]
@@ -363,7 +375,7 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
             reports.append(PreflightReport("-", "int8", None, dict(Counter(n.op_type for n in g.node)),
                                            issues))
         return reports
-    if canonical_backend(target) != "tensorrt":
+    if catalog.canonical(target) != "tensorrt":
         raise BundleError(f"edgecnn check --target supports tensorrt only, got {target!r}")
     plans = read_plans(b.path / BUILD_PLAN)
     precisions = [precision] if precision else (sorted(plans) or
@@ -379,8 +391,6 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
         if trt_version:
             versions = [trt_version]
         elif plan:
-            from edgecnn.backends.tensorrt import preflight_versions
-
             versions = preflight_versions(plan.trt_version_min, plan.trt_version_max)
         else:
             versions = ["10.3", "11.0"]

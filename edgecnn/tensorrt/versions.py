@@ -1,40 +1,24 @@
-"""TensorRT versions and what each major version needs from the builder. Pure, stdlib only.
+"""What each TensorRT major version needs from the builder. Pure, stdlib only.
 
 TensorRT 10.x (JetPack 6.1+/6.2 on Orin: 10.3; JetPack 7 on Thor: 10.13+) still has weak typing;
 precision is taken from the graph only when the network is created with
 ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``. TensorRT 11.x removed weak typing, the
 FP16/INT8 ``BuilderFlag``s, the INT8 calibrators and ``EXPLICIT_BATCH``: every network is strongly
 typed. Explicit batch is the default since 10.0. See docs/tensorrt.md for the sources.
+
+:class:`TrtVersion` (version parsing) is defined beside the runtime, which needs it too, in
+:mod:`edgecnn.runtime.trt_engine_info`; it is imported from there.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from edgecnn.errors import BackendUnavailableError, ProfileError
+from edgecnn.errors import BackendUnavailableError
+from edgecnn.runtime.trt_engine_info import TrtVersion
 
 SUPPORTED_MAJORS = (10, 11)
-_VERSION_RE = re.compile(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?")
-
-
-@dataclass(frozen=True, order=True)
-class TrtVersion:
-    major: int
-    minor: int = 0
-    patch: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "TrtVersion":
-        """'10.3', '10.3.0.30', '11' or '10.13.3.9+cuda13.0' -> TrtVersion."""
-        m = _VERSION_RE.match(str(text))
-        if not m:
-            raise ProfileError(f"TensorRT version {text!r} is not a version like '10.3' or '11.0'")
-        return cls(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}" if self.patch else f"{self.major}.{self.minor}"
 
 
 @dataclass(frozen=True)
@@ -97,30 +81,3 @@ def in_range(v: TrtVersion, lo: str | None, hi: str | None) -> bool:
     if hi is not None and key > (TrtVersion.parse(hi).major, TrtVersion.parse(hi).minor):
         return False
     return True
-
-
-def import_tensorrt(purpose: str):
-    """Import TensorRT or raise BackendUnavailableError saying where and how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module("tensorrt")
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"TensorRT is not installed here ({exc}); {purpose} must happen on the device that runs "
-            f"the engine (NVIDIA GPU or Jetson): pip install 'edgecnn[tensorrt]' there (on Jetson, "
-            f"TensorRT ships with JetPack 6.1+; use a venv with --system-site-packages)") from exc
-
-
-def import_cudart(purpose: str):
-    """cuda-python's runtime bindings (cuda.bindings.runtime; older releases: cuda.cudart)."""
-    import importlib
-
-    for name in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise BackendUnavailableError(
-        f"cuda-python is not installed here; {purpose} needs it on the device: "
-        f"pip install 'edgecnn[tensorrt]'")

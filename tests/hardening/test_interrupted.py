@@ -175,7 +175,7 @@ def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
 def test_killed_training_resumes_to_the_same_weights(tiny_npz, tmp_path):
     import torch
 
-    from edgecnn.train import read_checkpoint
+    from edgecnn.models.checkpoint import read_checkpoint
 
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen(_train_cmd(tiny_npz, killed), stdout=subprocess.DEVNULL,

@@ -28,19 +28,18 @@ def _params():
 def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
     import torch
 
+    from edgecnn.backends.onnxruntime import ensure_onnx
     from edgecnn.backends.registry import ExportContext
-
-    from edgecnn.models.loading import LoadedModel
-
-    from edgecnn.options import ExportOptions
     from edgecnn.bundle import Bundle, BundleWriter
     from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest
     from edgecnn.models import get_model_info
-    from edgecnn.quantize.fp16 import export_fp16
-    from edgecnn.quantize.int8 import export_int8, ort_session, run_model
+    from edgecnn.models.loading import LoadedModel
+    from edgecnn.options import ExportOptions
     from edgecnn.quantize.qdq_check import check_qdq
+    from edgecnn.runtime.ort import inference_session as ort_session
+    from edgecnn.runtime.ort import run_batched as run_model
 
     c, h, w = get_model_info(name).test_size
     torch.manual_seed(0)
@@ -61,8 +60,8 @@ def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
                                                             calib_method="minmax", parity_samples=4),
                             profile=None, precision="int8", writer=wr, fp32_onnx=fp32,
                             log=lambda m: None)
-        a8 = export_int8(ctx)
-        a16 = export_fp16(ctx)
+        a8 = ensure_onnx(ctx, "int8")
+        a16 = ensure_onnx(ctx, "fp16")
     b = Bundle.open(out)
     b.verify()
     q = out / "model.int8.onnx"

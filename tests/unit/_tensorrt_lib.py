@@ -27,7 +27,7 @@ def recorded_machine(name: str):
 def engine_metadata(name: str):
     import json
 
-    from edgecnn.tensorrt.metadata import EngineMetadata
+    from edgecnn.runtime.trt_engine_info import EngineMetadata
 
     return EngineMetadata.from_dict(json.loads((FIXTURES / f"engine_{name}.json").read_text()))
 
@@ -61,10 +61,10 @@ def export_onnx(module, chw, path: Path, dynamic_batch: bool = True) -> Path:
 
 
 def qdq_int8(src: Path, dst: Path, chw, n: int = 8) -> Path:
-    """Symmetric int8 Q/DQ with onnxruntime's static quantizer and the quantize helper's options
-    (edgecnn.quantize.int8.quantize_options: per channel, symmetric, float bias), calibrated on
+    """Symmetric int8 Q/DQ with onnxruntime's static quantizer and the quantize helper's scheme
+    (edgecnn.quantize.int8.TENSORRT_QDQ: per channel, symmetric, float bias), calibrated on
     random data: the graph structure, not the accuracy, is what these tests need."""
-    from edgecnn.quantize.int8 import QUANT_OPS, quantize_options
+    from edgecnn.quantize.int8 import TENSORRT_QDQ as scheme
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -80,9 +80,11 @@ def qdq_int8(src: Path, dst: Path, chw, n: int = 8) -> Path:
         def get_next(self):
             return next(self.it, None)
 
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    op_types_to_quantize=list(QUANT_OPS), activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, extra_options=quantize_options()["extra_options"])
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=scheme.per_channel, op_types_to_quantize=list(scheme.op_types),
+                    activation_type=getattr(QuantType, scheme.activation_type),
+                    weight_type=getattr(QuantType, scheme.weight_type),
+                    extra_options=scheme.extra_options())
     return dst
 
 

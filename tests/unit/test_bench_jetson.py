@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.bench.jetson import (jetpack_for_l4t, parse_jetson_clocks_show,
-                                  parse_nv_tegra_release, parse_nvpmodel,
+from edgecnn.bench.jetson import (parse_jetson_clocks_show, parse_nvpmodel,
                                   parse_tegrastats_line, parse_tegrastats_lines, summarize_power)
+from edgecnn.platform_info import l4t_to_jetpack, parse_nv_tegra_release
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "tegrastats"
 
@@ -105,13 +105,14 @@ def test_summary_warns_on_heat_clock_swings_and_summed_rails():
 
 
 def test_board_facts():
-    assert parse_nv_tegra_release((FIX / "nv_tegra_release_orin_nano.txt").read_text()) == "36.4.3"
-    l4t = parse_nv_tegra_release((FIX / "nv_tegra_release_thor.txt").read_text())
+    l4t, _ = parse_nv_tegra_release((FIX / "nv_tegra_release_orin_nano.txt").read_text())
+    assert l4t == "36.4.3"
+    l4t, _ = parse_nv_tegra_release((FIX / "nv_tegra_release_thor.txt").read_text())
     assert l4t == "38.4.0"
-    assert jetpack_for_l4t("36.4.3") == "6.2"
-    assert jetpack_for_l4t("36.4.0") == "6.1"
-    assert jetpack_for_l4t(l4t) == "7.1"
-    assert jetpack_for_l4t("99.1") is None
+    assert l4t_to_jetpack("36.4.3")[0] == "6.2"
+    assert l4t_to_jetpack("36.4.0")[0] == "6.1"
+    assert l4t_to_jetpack(l4t)[0] == "7.1"
+    assert l4t_to_jetpack("99.1") == (None, None)
     assert parse_nvpmodel((FIX / "nvpmodel_q_orin_nano.txt").read_text()) == ("MAXN_SUPER", 2)
     assert parse_nvpmodel("nvpmodel: command failed") == (None, None)
 
@@ -124,3 +125,33 @@ def test_jetson_clocks_show():
     locked = parse_jetson_clocks_show((FIX / "jetson_clocks_tx1_locked.txt").read_text())
     assert locked.locked is True and locked.cpu_unlocked == 0
     assert parse_jetson_clocks_show("Error: Run this script as a root user") is None
+
+
+def test_probe_jetson_reads_platform_info_parser_and_table(monkeypatch):
+    """bench/jetson has no L4T parser or JetPack table of its own: JetsonInfo's l4t and jetpack
+    are platform_info's answers for the same nv_tegra_release text."""
+    import edgecnn.bench.jetson as jetson
+    from edgecnn import platform_info
+
+    for name in ("nv_tegra_release_orin_nano.txt", "nv_tegra_release_thor.txt"):
+        text = (FIX / name).read_text()
+        files = {"/etc/nv_tegra_release": text,
+                 "/proc/device-tree/model": "NVIDIA Jetson Orin Nano Developer Kit"}
+        monkeypatch.setattr(jetson, "is_tegra", lambda: True)
+        monkeypatch.setattr(jetson, "_read", lambda path, files=files: files.get(path))
+        monkeypatch.setattr(jetson, "_run", lambda cmd, timeout=5.0: None)
+        monkeypatch.setattr(jetson, "_devfreq_mhz", lambda patterns: None)
+        info = jetson.probe_jetson()
+        tegra = platform_info.parse_tegra(text, files["/proc/device-tree/model"])
+        assert (info.l4t, info.jetpack) == (tegra.l4t, tegra.jetpack)
+        assert isinstance(info.l4t, str) and isinstance(info.jetpack, str)
+        assert info.module == "NVIDIA Jetson Orin Nano Developer Kit"
+    assert info.to_dict()["jetpack"] == "7.1"
+
+
+def test_is_tegra_is_platform_infos():
+    import edgecnn.bench.jetson as jetson
+    from edgecnn import platform_info
+
+    assert jetson.is_tegra is platform_info.is_tegra
+    assert not hasattr(jetson, "L4T_TO_JETPACK") and not hasattr(jetson, "jetpack_for_l4t")

@@ -205,7 +205,8 @@ def test_cli_runs_compares_and_reports_errors(tmp_path, bundle):
 def test_bench_modules_do_not_import_torch():
     code = ("import sys, edgecnn.bench.runner, edgecnn.bench.report, edgecnn.bench.plot, "
             "edgecnn.bench.history, edgecnn.bench.jetson, edgecnn.bench.latency, "
-            "edgecnn.cli.bench_cmd; "
+            "edgecnn.bench.plan, edgecnn.bench.build, edgecnn.bench.measure, "
+            "edgecnn.bench.outputs, edgecnn.bench.accuracy, edgecnn.cli.bench_cmd; "
             "bad = [m for m in ('torch', 'onnx', 'tensorflow', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

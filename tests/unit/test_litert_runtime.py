@@ -48,7 +48,8 @@ def tiny(tmp_path_factory):
     import torch
     import torch.nn as nn
 
-    from edgecnn.backends.tflite import convert_float, tensor_specs
+    from edgecnn.backends.tflite import tensor_specs
+    from edgecnn.backends.tflite_convert import convert_float
 
     torch.manual_seed(0)
     module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

@@ -20,7 +20,10 @@ from edgecnn.bundle import Bundle, BundleWriter, sha256_file  # noqa: E402
 from edgecnn.data.preprocess import grayscale_preprocess  # noqa: E402
 from edgecnn.errors import CalibrationError  # noqa: E402
 from edgecnn.manifest import Manifest  # noqa: E402
-from edgecnn.quantize.int8 import export_int8, ort_session, quantize_onnx, run_model  # noqa: E402
+from edgecnn.backends.onnxruntime import ensure_onnx  # noqa: E402
+from edgecnn.quantize.int8 import quantize_onnx  # noqa: E402
+from edgecnn.runtime.ort import inference_session as ort_session  # noqa: E402
+from edgecnn.runtime.ort import run_batched as run_model  # noqa: E402
 from edgecnn.quantize.qdq_check import check_qdq  # noqa: E402
 from edgecnn.quantize.ranges import collect_ranges, entropy_threshold  # noqa: E402
 
@@ -101,7 +104,7 @@ def _export(out: Path, fp32: Path, **opts) -> tuple:
             staged.write_bytes(fp32.read_bytes())
         ctx = ExportContext(model=lm, options=options, profile=None, precision="int8", writer=w,
                             fp32_onnx=staged, log=logs.append)
-        art = export_int8(ctx)
+        art = ensure_onnx(ctx, "int8")
     return art, logs
 
 

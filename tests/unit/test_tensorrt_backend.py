@@ -36,7 +36,7 @@ def test_check_refuses_bad_options():
 
 
 def test_preflight_versions():
-    from edgecnn.backends.tensorrt import preflight_versions
+    from edgecnn.tensorrt.preflight import preflight_versions
 
     assert preflight_versions("10.3", "10.3") == ["10.3"]
     assert preflight_versions("10.0", "11.99") == ["10.0", "11.0"]
@@ -203,7 +203,7 @@ def test_zoo_models_pass_preflight(name, tmp_path):
 @pytest.mark.parametrize("batch, expected", [(None, (1, 1, 8)), (BatchProfile(), (1, 1, 32)),
                                              (BatchProfile(2, 4, 16), (2, 4, 16))])
 def test_batch_profile_from_device_profile_unless_given(batch, expected):
-    from edgecnn.backends.tensorrt import make_plan
+    from edgecnn.tensorrt.plan import make_plan
     from edgecnn.targets import resolve_target
 
     plan = make_plan(ExportOptions(target="jetson-orin-nano", batch=batch),

@@ -6,7 +6,8 @@ import pytest
 from _tensorrt_lib import engine_metadata, io_specs, make_manifest, recorded_machine
 
 from edgecnn.errors import BackendUnavailableError, BundleError, EngineMismatchError
-from edgecnn.tensorrt.metadata import DETAILS_KEY, EngineMetadata, check_engine_compatible, compare
+from edgecnn.runtime.trt_engine_info import (DETAILS_KEY, EngineMetadata, check_engine_compatible,
+                                             compare)
 
 
 @pytest.mark.parametrize("name", ["desktop", "orin_nano", "agx_orin", "thor"])

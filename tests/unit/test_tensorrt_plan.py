@@ -9,7 +9,8 @@ from _tensorrt_lib import export_onnx, qdq_int8, tiny_cnn
 from edgecnn.errors import BackendUnavailableError, BundleError, ChecksumError
 from edgecnn.tensorrt.builder import (ParserIssue, format_parser_errors, resolve_build,
                                       verify_prepared)
-from edgecnn.tensorrt.plan import BuildPlan, make_trt_onnx, plans_json, read_plans
+from edgecnn.tensorrt.plan import (BUILD_PLAN, BuildPlan, make_trt_onnx, plans_json, read_plans,
+                                   trt_onnx_name)
 
 
 def _plan(precision="fp16", **kw):
@@ -143,3 +144,15 @@ def test_verify_prepared(tmp_path):
     (tmp_path / "build_plan.json").write_text(plans_json({"fp16": plan}) + " ")
     with pytest.raises(ChecksumError, match="build_plan.json"):
         verify_prepared(tmp_path, record, plan)
+
+
+def test_prepared_file_names_agree_with_the_catalogue():
+    from edgecnn import catalog
+    from edgecnn.options import ExportOptions
+    from edgecnn.tensorrt.plan import make_plan
+
+    entry = catalog.BACKENDS["tensorrt"]
+    assert set(entry.prepared_files) == {BUILD_PLAN, *(trt_onnx_name(p) for p in entry.precisions)}
+    plan = make_plan(ExportOptions(target="tensorrt"), None, "int8", "input", (1, 8, 8),
+                     catalog.artifact_file("onnxruntime", "int8"), "0" * 64, "none")
+    assert plan.trt_onnx in entry.prepared_files

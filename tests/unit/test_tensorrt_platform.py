@@ -18,8 +18,10 @@ def test_parse_nv_tegra_release():
 
 
 @pytest.mark.parametrize("l4t,jetpack,trt", [
-    ("36.4.3", "6.1/6.2", "10.3.0"), ("36.3.0", "6.0", "8.6.2"), ("38.2.0", "7.0", "10.13.3"),
-    ("35.4.1", "5.1.2", "8.5.2"), ("36.9.0", "6.x", None), ("38.4.0", "7.x", None), ("99.1", None, None),
+    ("36.4.3", "6.2", "10.3.0"), ("36.4.0", "6.1", "10.3.0"), ("36.4", "6.1", "10.3.0"),
+    ("36.4.4", "6.2.1", "10.3.0"), ("36.3.0", "6.0", "8.6.2"), ("38.2.0", "7.0", "10.13.3"),
+    ("35.4.1", "5.1.2", "8.5.2"), ("36.9.0", "6.x", None), ("38.4.0", "7.1", None),
+    ("32.7.4", "4.6.x", None), ("99.1", None, None), (None, None, None),
 ])
 def test_l4t_to_jetpack(l4t, jetpack, trt):
     assert l4t_to_jetpack(l4t) == (jetpack, trt)
@@ -46,7 +48,7 @@ def test_probe_recorded_orin_nano():
     info = probe(FIXTURES / "orin_nano", run_tools=False)
     t = info.tegra
     assert (t.module, t.l4t, t.jetpack, t.jetpack_tensorrt, t.dla_cores) == \
-        ("Jetson Orin Nano", "36.4.3", "6.1/6.2", "10.3.0", 0)
+        ("Jetson Orin Nano", "36.4.3", "6.2", "10.3.0", 0)
     assert t.model == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
     assert info.gpu.compute_capability == "8.7"  # the module's integrated GPU
 

@@ -6,8 +6,8 @@ import pytest
 from _tensorrt_lib import export_onnx, fp16, qdq_int8, tiny_cnn
 from onnx import TensorProto, helper, numpy_helper
 
+from edgecnn.runtime.trt_engine_info import TrtVersion
 from edgecnn.tensorrt.preflight import op_table, opset_range, preflight
-from edgecnn.tensorrt.versions import TrtVersion
 
 VERSIONS = ("10.3", "11.0")
 

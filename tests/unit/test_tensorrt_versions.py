@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from edgecnn.errors import BackendUnavailableError, ProfileError
-from edgecnn.tensorrt.versions import (TrtVersion, build_strategy, import_tensorrt, in_range,
-                                       network_flags)
+from edgecnn.runtime.trt_engine_info import TrtVersion, import_tensorrt
+from edgecnn.tensorrt.versions import build_strategy, in_range, network_flags
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 from edgecnn.cli.main import cli  # noqa: E402
 from edgecnn.errors import EdgeCNNError, ModelLoadError  # noqa: E402
 from edgecnn.manifest import Preprocess  # noqa: E402
-from edgecnn.train import (CHECKPOINT_FORMAT, TrainConfig, _Normalize, augment_uint8,  # noqa: E402
-                           read_checkpoint, train)
+from edgecnn.models.checkpoint import CHECKPOINT_FORMAT, read_checkpoint  # noqa: E402
+from edgecnn.train import TrainConfig, _Normalize, augment_uint8, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")

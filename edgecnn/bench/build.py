@@ -1,0 +1,64 @@
+"""Step 2 of a benchmark: build the artifacts the bundle lacks, then verify every checksum once.
+
+Each missing target is exported on its own (``edgecnn.pipeline.export``) with the options the
+plan made for it (:func:`edgecnn.bench.plan.export_options`, checked by the export backends
+during planning): a target whose build fails is reported with its error and the rest go on.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edgecnn.bench.plan import BenchOptions, Plan, export_options
+from edgecnn.bench.targets import BenchTarget
+from edgecnn.errors import BundleError, EdgeCNNError
+
+
+def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] = print
+                  ) -> dict[BenchTarget, str]:
+    """Export every runnable target the bundle lacks; returns {target: error} for failures.
+    The plan's bundle is re-read once after the builds."""
+    failed: dict[BenchTarget, str] = {}
+    todo = [t for t in plan.targets if not t.is_torch and t not in plan.skipped
+            and not plan.has_artifact(t)]
+    if not todo:
+        return failed
+    if plan.loaded is None:
+        for t in todo:
+            plan.skipped[t] = (f"bundle has no {t.backend}:{t.precision} artifact; build it with "
+                               f"'edgecnn export MODEL --target {t.export_target} "
+                               f"--precision {t.precision} --out {plan.bundle}'")
+        return failed
+    from edgecnn.pipeline import export
+
+    for t in todo:
+        log(f"building {t.name} into {plan.bundle} ...")
+        try:
+            export(plan.loaded, export_options(plan, options, t), log=None)
+            plan.stale = False  # the export replaced any other model's bundle
+        except EdgeCNNError as exc:
+            failed[t] = f"build failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one target's build must not stop the rest
+            failed[t] = f"build failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    if any(t not in failed for t in todo):
+        plan.refresh()
+    for t in todo:
+        if t not in failed and not plan.has_artifact(t):
+            failed[t] = (f"the export finished but wrote no {t.backend}:{t.precision} artifact "
+                         f"(on this machine the backend only prepares the build)")
+    return failed
+
+
+def verify_artifacts(plan: Plan, failed: dict[BenchTarget, str]) -> None:
+    """Checksums once here, so the workers' load time is the backend's alone; a damaged
+    artifact fails its own target (added to ``failed``)."""
+    for t in plan.targets:
+        if t.is_torch or t in plan.skipped or t in failed:
+            continue
+        try:
+            b = plan.opened
+            if b is None:
+                raise BundleError(f"bundle folder {plan.bundle} has no manifest.json")
+            b.artifact_path(b.find(t.backend, t.precision), verify=True)
+        except EdgeCNNError as exc:
+            failed[t] = str(exc)

@@ -72,7 +72,7 @@ class TFLiteBackend(Backend):
         calm_logging()
         require("litert_torch", "tflite", "convert models to TFLite")
         layout = resolve_layout(ctx.options, ctx.profile)
-        file = f"model.{ctx.precision}.tflite"
+        file = self.entry.artifact_file(ctx.precision)
         path = ctx.writer.path_for(file)
         t0 = time.perf_counter()
         with peak_rss() as mem:

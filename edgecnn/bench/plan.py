@@ -280,12 +280,10 @@ def _plan_from_model(model: str, options: BenchOptions, log) -> Plan:
 
 
 def _same_source(bundle: Bundle | None, loaded) -> bool:
-    """``bundle`` was exported from this very model (same weights and size)."""
-    if bundle is None:
-        return False
-    m = bundle.manifest
-    keys = ("kind", "model", "sha256", "input_size", "num_classes")
-    return m.model == loaded.name and all(m.source.get(k) == loaded.source.get(k) for k in keys)
+    """``bundle`` was exported from this very model (the export pipeline's own test)."""
+    from edgecnn.pipeline import same_model
+
+    return bundle is not None and same_model(bundle.manifest, loaded)
 
 
 def _pp_dict(pp) -> dict[str, Any]:

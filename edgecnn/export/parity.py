@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from edgecnn.errors import ParityError
+from edgecnn.errors import ParityError, first_line
 
 
 @dataclass(frozen=True)
@@ -142,14 +143,9 @@ def torch_outputs(module, batches: Sequence[np.ndarray]) -> np.ndarray:
 
 def onnx_outputs(path, batches: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
     """Run an ONNX file with onnxruntime (CPU, all graph optimisations) on each batch."""
-    from edgecnn._lazy import require
+    from edgecnn.runtime.ort import inference_session
 
-    ort = require("onnxruntime", "ort", "check parity of the ONNX export")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or 2
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    sess = inference_session(path, threads or 2)
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: b})[0] for b in batches])
 
@@ -166,7 +162,7 @@ def check_onnx_parity(module, onnx_path, input_size_chw, samples: int = 8, seed:
     try:
         candidate = onnx_outputs(onnx_path, batches, threads)
     except Exception as exc:  # onnxruntime's own error types: one clear line instead
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ExportError(f"onnxruntime cannot run the exported model.onnx: {first}") from exc
+        raise ExportError(f"onnxruntime cannot run the exported {Path(onnx_path).name}: "
+                          f"{first_line(exc)}") from exc
     report = compare_outputs(reference, candidate, batch_sizes=sizes)
-    return report.check(tolerance, "model.onnx")
+    return report.check(tolerance, Path(onnx_path).name)

@@ -30,6 +30,7 @@ from edgecnn._lazy import require
 from edgecnn.errors import CalibrationError
 from edgecnn.options import CALIB_METHODS
 from edgecnn.progress import progress_bar
+from edgecnn.runtime.ort import inference_session
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
 METHODS = CALIB_METHODS
@@ -97,7 +98,7 @@ def _float_tensor_names(model) -> set[str]:
 
 def _augmented_session(model_path: Path, tensors: list[str], tmpdir: str, threads: int | None):
     onnx = require("onnx", "quantize", "calibrate an INT8 model")
-    ort = require("onnxruntime", "ort", "calibrate an INT8 model")
+    require("onnxruntime", "ort", "calibrate an INT8 model")
     model = onnx.load(str(model_path))
     existing = {o.name for o in model.graph.output}
     for t in tensors:
@@ -105,13 +106,9 @@ def _augmented_session(model_path: Path, tensors: list[str], tmpdir: str, thread
             model.graph.output.append(onnx.helper.make_tensor_value_info(t, _FLOAT, None))
     path = os.path.join(tmpdir, "augmented.onnx")
     onnx.save(model, path)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
-    return sess
+    # basic optimisations only: the layout transforms of the higher levels would rename or
+    # fuse away the intermediate tensors the ranges are read from
+    return inference_session(path, threads, optimization="basic")
 
 
 def collect_ranges(model_path: str | os.PathLike, batches: Sequence[np.ndarray] | Iterable[np.ndarray],

@@ -52,6 +52,7 @@ class TegraInfo:
     compute_capability: str | None  # the module's integrated GPU
     dla_cores: int = 0
     board: str | None = None
+    jetpack_cuda: str | None = None  # CUDA that JetPack release ships, e.g. "12.6" (None: unknown)
 
 
 @dataclass
@@ -99,19 +100,29 @@ def _jetpack_table() -> dict[str, Any]:
     return json.loads(_JETPACK_DATA.read_text(encoding="utf-8"))
 
 
-def l4t_to_jetpack(l4t: str | None) -> tuple[str | None, str | None]:
-    """(JetPack, the TensorRT it ships) of an L4T release; the longest listed prefix wins:
-    '36.4.3' -> ('6.2', '10.3.0'), '36.4.0' -> ('6.1', '10.3.0'); an unlisted 36.x -> ('6.x', None)."""
+def jetpack_release(l4t: str | None) -> dict[str, Any] | None:
+    """The jetpack.json row of an L4T release (jetpack, tensorrt, cuda, sources); the longest
+    listed prefix wins ('36.4.3' before '36.4'). None when no row covers it."""
     if not l4t:
-        return None, None
-    data = _jetpack_table()
-    rows = {rel["l4t"]: rel for rel in data["releases"]}
+        return None
+    rows = {rel["l4t"]: rel for rel in _jetpack_table()["releases"]}
     parts = l4t.strip().split(".")
     for n in range(len(parts), 1, -1):
         rel = rows.get(".".join(parts[:n]))
         if rel:
-            return rel["jetpack"], rel.get("tensorrt")
-    jp_major = data["l4t_major_to_jetpack_major"].get(parts[0])
+            return rel
+    return None
+
+
+def l4t_to_jetpack(l4t: str | None) -> tuple[str | None, str | None]:
+    """(JetPack, the TensorRT it ships) of an L4T release; the longest listed prefix wins:
+    '36.4.3' -> ('6.2', '10.3.0'), '36.4.0' -> ('6.1', '10.3.0'); an unlisted 36.x -> ('6.x', None)."""
+    rel = jetpack_release(l4t)
+    if rel:
+        return rel["jetpack"], rel.get("tensorrt")
+    if not l4t:
+        return None, None
+    jp_major = _jetpack_table()["l4t_major_to_jetpack_major"].get(l4t.strip().split(".")[0])
     return (f"{jp_major}.x", None) if jp_major else (None, None)
 
 
@@ -134,7 +145,8 @@ def parse_tegra(nv_tegra_release: str | None, dt_model: str | None) -> TegraInfo
     row = module_from_model(model) or {}
     return TegraInfo(model=model, module=row.get("module"), l4t=l4t, jetpack=jetpack,
                      jetpack_tensorrt=jp_trt, compute_capability=row.get("compute_capability"),
-                     dla_cores=int(row.get("dla_cores", 0)), board=board)
+                     dla_cores=int(row.get("dla_cores", 0)), board=board,
+                     jetpack_cuda=(jetpack_release(l4t) or {}).get("cuda"))
 
 
 def parse_nvidia_smi(text: str) -> list[GpuInfo]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecnn.bench.jetson import PARTIAL_SUM  # a lower bound, not module power
 from edgecnn.bench.stats import LatencyStats
 
 STATUSES = ("ok", "skipped", "failed")
@@ -169,8 +170,28 @@ CSV_COLUMNS = [
     "load_ms", "first_ms", "n", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms",
     "p99_ms", "max_ms", "iqr_ms", "mad_ms", "throughput_ips", "peak_rss_mb", "rss_delta_mb",
     "artifact", "artifact_mb", "top1", "top5", "top1_drop", "agreement", "eval_n",
-    "avg_power_w", "energy_mj_per_inference",
+    "avg_power_w", "energy_mj_per_inference", "power_kind", "power_rails",
 ]
+
+
+def _power_label(p: dict[str, Any], text: str) -> str:
+    """A power or energy cell; a partial sum of rails is a lower bound and shown as one."""
+    return f"≥{text}" if text != "–" and p.get("power_kind") == PARTIAL_SUM else text
+
+
+def power_lines(report: "BenchReport") -> list[str]:
+    """How each distinct power figure was made: which rails, module input or a partial sum."""
+    seen: dict[tuple[str, str], None] = {}
+    for r in report.results:
+        p = r.power or {}
+        if p:
+            seen[(p.get("power_kind") or "module input", p.get("source") or "?")] = None
+    notes = []
+    for kind, source in seen:
+        tail = (" — a lower bound: tegrastats printed no module input rail, so this is not "
+                "module power or module energy (shown as ≥)") if kind == PARTIAL_SUM else ""
+        notes.append(f"power: {kind}, {source}{tail}")
+    return notes
 
 
 def _row(r: TargetResult) -> dict[str, Any]:
@@ -187,6 +208,8 @@ def _row(r: TargetResult) -> dict[str, Any]:
         "eval_n": r.eval_n,
         "avg_power_w": p.get("avg_input_mw") / 1000.0 if p.get("avg_input_mw") else None,
         "energy_mj_per_inference": p.get("energy_per_inference_mj"),
+        "power_kind": p.get("power_kind") or ("module input" if p else None),
+        "power_rails": "+".join(p.get("total_rails") or []) or None,
     }
     for k in ("mean", "std", "min", "p50", "p90", "p95", "p99", "max", "iqr", "mad"):
         row[f"{k}_ms"] = getattr(lat, k) if lat else None
@@ -245,8 +268,9 @@ def summary_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
                     _cell(r.agreement, ".2f")]
         if has_power:
             p = r.power or {}
-            row += [_cell(p.get("avg_input_mw") / 1000 if p.get("avg_input_mw") else None, ".2f"),
-                    _cell(p.get("energy_per_inference_mj"), ".2f")]
+            row += [_power_label(p, _cell(p.get("avg_input_mw") / 1000
+                                          if p.get("avg_input_mw") else None, ".2f")),
+                    _power_label(p, _cell(p.get("energy_per_inference_mj"), ".2f"))]
         rows.append(row)
     return head, rows
 
@@ -282,6 +306,7 @@ def to_markdown(report: BenchReport) -> str:
            + (f", bundle `{report.bundle}`" if report.bundle else ""),
            f"- machine: {machine_line(report)}",
            f"- timing: {_timing_line(report.options)}"]
+    out += [f"- {line}" for line in power_lines(report)]
     if report.data:
         out.append(f"- data: {report.data}; accuracy drop and agreement vs "
                    f"`{report.reference}` (top-1 {_cell(report.reference_top1, '.2f')} %)")
@@ -342,6 +367,8 @@ def print_table(report: BenchReport, console=None) -> None:
             console.print(f"[yellow]warning[/] {r.target}: {escape(w)}")
     for w in report.warnings:
         console.print(f"[yellow]warning[/] {escape(w)}")
+    for line in power_lines(report):
+        console.print(f"[dim]{escape(line)}[/]")
 
 
 def write_reports(report: BenchReport, out_dir: str | os.PathLike, stem: str = "bench"

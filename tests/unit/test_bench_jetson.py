@@ -92,7 +92,7 @@ def test_summary_energy_per_inference():
     assert p.warnings == []
 
 
-def test_summary_warns_on_heat_clock_swings_and_summed_rails():
+def test_summary_warns_on_heat_clock_swings_and_partial_sums():
     hot = parse_tegrastats_line(lines("orin_nano.txt")[2].replace("tj@50C", "tj@96.5C"))
     cool = parse_tegrastats_line(lines("orin_nano.txt")[2].replace("62%@612", "60%@306"))
     p = summarize_power([hot, cool], mean_latency_ms=1.0)
@@ -100,7 +100,9 @@ def test_summary_warns_on_heat_clock_swings_and_summed_rails():
     assert "throttl" in text and "96.5" in text
     assert "jetson_clocks" in text  # 306 vs 612 MHz during the loop
     agx = summarize_power(parse_tegrastats_lines(lines("agx_orin.txt")))
-    assert any("no input rail" in w for w in agx.warnings)
+    assert agx.power_kind == "module sum" and agx.warnings == []  # AGX Orin's three rails
+    thor = summarize_power(parse_tegrastats_lines(lines("thor_no_vin.txt")))
+    assert any("partial sum" in w and "lower bound" in w for w in thor.warnings)
     assert summarize_power([]) is None
 
 
@@ -112,6 +114,7 @@ def test_board_facts():
     assert l4t_to_jetpack("36.4.3")[0] == "6.2"
     assert l4t_to_jetpack("36.4.0")[0] == "6.1"
     assert l4t_to_jetpack(l4t)[0] == "7.1"
+    assert l4t_to_jetpack("36.4.7")[0] == "6.2.1"  # was '6.1' (issue 19)
     assert l4t_to_jetpack("99.1") == (None, None)
     assert parse_nvpmodel((FIX / "nvpmodel_q_orin_nano.txt").read_text()) == ("MAXN_SUPER", 2)
     assert parse_nvpmodel("nvpmodel: command failed") == (None, None)

@@ -117,3 +117,51 @@ def test_platform_info_imports_only_the_standard_library_and_edgecnn_leaves():
     allowed = set(sys.stdlib_module_names) | {"__future__", "edgecnn.errors", "edgecnn.catalog",
                                               "tensorrt"}  # tensorrt: JetPack's system package
     assert mods <= allowed, mods - allowed
+
+
+# -- issue 19: the one L4T -> JetPack table, its values and their sources --
+@pytest.mark.parametrize("l4t,jetpack", [
+    ("36.4.7", "6.2.1"), ("36.4.2", "6.1.1"), ("35.6.1", "5.1.5"), ("35.6.2", "5.1.5"),
+    ("32.3.1", "4.3"), ("32.4.3", "4.4"), ("32.4.4", "4.4.1"), ("32.5.0", "4.5"),
+    ("32.5.1", "4.5.1"), ("32.6.1", "4.6"), ("34.1.1", "5.0.1 DP"), ("32.7.1", "4.6.1"),
+    ("32.7.6", "4.6.6"), ("35.6.0", "5.1.4"), ("35.6.4", "5.1.6"), ("38.2.1", "7.0"),
+    ("38.4.0", "7.1"), ("39.0.0", "7.2 EA"), ("39.2.0", "7.2"),
+    ("36.5.0", "6.x"),  # jetson-stats and jetson-containers disagree: left out, see left_out
+])
+def test_l4t_rows_the_issue_names(l4t, jetpack):
+    assert l4t_to_jetpack(l4t)[0] == jetpack
+
+
+@pytest.mark.parametrize("l4t,tensorrt,cuda", [
+    ("32.7.1", "8.2.1", "10.2"), ("36.3.0", "8.6.2", "12.4"), ("36.4.3", "10.3.0", "12.6"),
+    ("38.2.0", "10.13.3", "13.0"), ("38.4.0", None, "13.0"), ("39.2.0", None, "13.2"),
+    ("35.4.1", "8.5.2", None),
+])
+def test_release_rows_carry_tensorrt_and_cuda(l4t, tensorrt, cuda):
+    rel = platform_info.jetpack_release(l4t)
+    assert (rel["tensorrt"], rel["cuda"]) == (tensorrt, cuda)
+
+
+def test_every_release_row_names_known_sources():
+    data = json.loads(platform_info._JETPACK_DATA.read_text())
+    for rel in data["releases"]:
+        assert rel["sources"] and set(rel["sources"]) <= set(data["sources"]), rel["l4t"]
+        assert set(rel) == {"l4t", "jetpack", "tensorrt", "cuda", "sources"}
+    assert "36.5.0" in data["left_out"]
+
+
+def test_parse_tegra_reports_the_cuda_of_the_release():
+    tegra = platform_info.parse_tegra("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic",
+                                      "NVIDIA Jetson AGX Orin Developer Kit")
+    assert (tegra.jetpack, tegra.jetpack_tensorrt, tegra.jetpack_cuda) == ("6.2", "10.3.0", "12.6")
+
+
+@pytest.mark.parametrize("model,module,power", [
+    ("NVIDIA Jetson Xavier NX Developer Kit", "Jetson Xavier NX", "vdd_in"),
+    ("NVIDIA Jetson Nano Developer Kit", "Jetson Nano", "pom_5v_in"),
+    ("NVIDIA Jetson Orin Nano Developer Kit", "Jetson Orin Nano", "vdd_in"),
+    ("NVIDIA Jetson AGX Orin Developer Kit", "Jetson AGX Orin", "agx_orin"),
+])
+def test_module_rows_name_their_rail_profile(model, module, power):
+    row = platform_info.module_from_model(model)
+    assert (row["module"], row["power"]) == (module, power)

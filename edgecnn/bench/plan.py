@@ -105,16 +105,16 @@ class Plan:
         return None if n == -1 else n
 
     def engine_batch_max(self) -> int | None:
+        """The TensorRT engine's batch limit as ``edgecnn build`` records it (one typed reader)."""
         if self.opened is None or self.stale:
             return None
+        from edgecnn.tensorrt.plan import engine_batch_max
+
         for a in self.opened.manifest.artifacts:
             if a.backend == "tensorrt":
-                for key in ("batch_max", "max_batch"):
-                    if isinstance(a.details.get(key), int):
-                        return a.details[key]
-                prof = a.details.get("batch") or a.details.get("profile")
-                if isinstance(prof, dict) and isinstance(prof.get("max"), int):
-                    return prof["max"]
+                found = engine_batch_max(a.details)
+                if found is not None:
+                    return found
         return None
 
 

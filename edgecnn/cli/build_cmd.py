@@ -12,7 +12,8 @@ from edgecnn.cli.main import handle_errors
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Which prepared plan to build (needed when the bundle holds several).")
 @click.option("--dla-core", "dla_core", type=int, default=None,
-              help="Build for this DLA core (Jetson AGX Orin / Orin NX, TensorRT 10.x only).")
+              help="Build for this DLA core (Jetson AGX Orin / Orin NX; TensorRT 10.x, or 11.4.1+ "
+                   "on JetPack 7.2.2+). The batch is fixed at the plan's opt batch.")
 @handle_errors
 def build(bundle, precision, dla_core):
     """Build a strongly typed TensorRT engine from a bundle prepared with --target tensorrt."""

@@ -29,6 +29,19 @@ def litert_runtime() -> str | None:
     return f"{provider} (Interpreter API)" if provider else None
 
 
+def cuda_check(machine) -> dict:
+    """cuda-python, driver and TensorRT CUDA majors, and what to install when they disagree."""
+    import dataclasses
+
+    from edgecnn.tensorrt.cuda_compat import check, probe_stack
+
+    try:
+        stack = probe_stack(machine)
+    except Exception as exc:  # noqa: BLE001 - a doctor must not crash
+        return {"error": f"{type(exc).__name__}: {exc}", "problems": []}
+    return {**dataclasses.asdict(stack), "problems": check(stack)}
+
+
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 @handle_errors
@@ -40,12 +53,15 @@ def doctor(as_json: bool) -> None:
 
     versions = package_versions()
     try:
-        platform_info = probe().to_dict()
+        machine = probe()
+        platform_info = machine.to_dict()
     except Exception as exc:  # probe() promises not to raise; a doctor must not crash anyway
-        platform_info = {"error": f"{type(exc).__name__}: {exc}"}
+        machine, platform_info = None, {"error": f"{type(exc).__name__}: {exc}"}
     platform_info = dict(platform_info, litert_runtime=litert_runtime())
+    cuda = cuda_check(machine)
     if as_json:
-        click.echo(json.dumps({"packages": versions, "platform": platform_info}, indent=2))
+        click.echo(json.dumps({"packages": versions, "platform": platform_info, "cuda_check": cuda},
+                              indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -63,3 +79,5 @@ def doctor(as_json: bool) -> None:
     for k, v in platform_info.items():
         ptable.add_row(str(k), "-" if v in (None, [], {}, "") else str(v))
     con.print(ptable)
+    for problem in cuda["problems"]:
+        con.print(f"[red]CUDA mismatch:[/red] {problem}", highlight=False)

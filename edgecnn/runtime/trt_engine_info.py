@@ -58,8 +58,10 @@ def import_tensorrt(purpose: str):
     except ImportError as exc:
         raise BackendUnavailableError(
             f"TensorRT is not installed here ({exc}); {purpose} must happen on the device that runs "
-            f"the engine (NVIDIA GPU or Jetson): pip install 'edgecnn[tensorrt]' there (on Jetson, "
-            f"TensorRT ships with JetPack 6.1+; use a venv with --system-site-packages)") from exc
+            f"the engine: on a desktop GPU pip install 'edgecnn[tensorrt]' there (CUDA 13 driver: "
+            f"'edgecnn[tensorrt-cu13]'); on a Jetson TensorRT comes with JetPack 6.1+: use a venv made "
+            f"with --system-site-packages and pip install 'edgecnn[jetson]' (JetPack 7: "
+            f"'edgecnn[jetson-jp7]')") from exc
 
 
 def import_cudart(purpose: str):
@@ -72,8 +74,8 @@ def import_cudart(purpose: str):
         except ImportError:
             continue
     raise BackendUnavailableError(
-        f"cuda-python is not installed here; {purpose} needs it on the device: "
-        f"pip install 'edgecnn[tensorrt]'")
+        f"cuda-python is not installed here; {purpose} needs it on the device: pip install "
+        f"'edgecnn[tensorrt]' (Jetson: 'edgecnn[jetson]'; 'edgecnn doctor' shows which CUDA fits)")
 
 
 # -- engine metadata ------------------------------------------------------------------------
@@ -94,6 +96,8 @@ class EngineMetadata:
     jetpack: str | None = None
     dla_core: int | None = None
     strongly_typed: bool = True
+    tf32: bool | None = None  # BuilderFlag.TF32 at build time (False for fp32 engines); None: not recorded
+    dla_layers: int | None = None  # layers the engine inspector placed on the DLA (DLA builds)
     built: str = ""  # ISO 8601 UTC
     extra: dict[str, Any] = field(default_factory=dict)
 

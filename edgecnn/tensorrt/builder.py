@@ -16,13 +16,16 @@ tests run without TensorRT; only :func:`build_engine` touches it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from edgecnn import catalog
 from edgecnn.errors import BackendUnavailableError, BundleError, ChecksumError, ExportError
 from edgecnn.runtime.trt_engine_info import TrtVersion, import_tensorrt
+from edgecnn.tensorrt.build_log import BuildLog, make_logger
+from edgecnn.tensorrt.dla import count_dla_layers, dla_eligible_layers, require_dla_layers
+from edgecnn.tensorrt.network_io import network_io_specs
 from edgecnn.tensorrt.plan import BUILD_PLAN, PREPARED_KEY, BuildPlan, read_plans
 from edgecnn.tensorrt.versions import BuildStrategy, build_strategy, in_range, network_flags
 
@@ -38,12 +41,15 @@ class ParserIssue:
     inputs: list[str]
 
 
-def format_parser_errors(onnx_file: str, trt_version: str, issues: list[ParserIssue]) -> str:
+def format_parser_errors(onnx_file: str, trt_version: str, issues: list[ParserIssue],
+                         logged: list[str] | None = None) -> str:
     lines = [f"TensorRT {trt_version} could not parse {onnx_file} ({len(issues)} error(s)):"]
     for i in issues:
         where = f"node {i.node_index} '{i.node_name}' ({i.op})" if i.node_index >= 0 else "graph"
         ins = f" inputs [{', '.join(i.inputs)}]" if i.inputs else ""
         lines.append(f"  {where}{ins}: {i.desc}")
+    descs = {i.desc for i in issues}
+    lines += [f"  TensorRT: {m}" for m in (logged or [])[-10:] if m not in descs]
     lines.append(f"  run 'edgecnn check BUNDLE --target tensorrt --trt-version {trt_version}' on any "
                  f"machine to see what the graph needs")
     return "\n".join(lines)
@@ -85,11 +91,18 @@ def resolve_build(plans: dict[str, BuildPlan], precision: str | None, dla_core: 
             raise BackendUnavailableError(f"{tegra_module} has DLA cores 0..{tegra_dla_cores - 1}, "
                                           f"not {dla_core}")
         if not strategy.dla_supported:
-            raise BackendUnavailableError(f"edgecnn does not target the DLA with TensorRT "
-                                          f"{strategy.version}; build without --dla-core")
+            raise BackendUnavailableError(f"TensorRT {strategy.version} cannot target the DLA of "
+                                          f"{tegra_module}: DLA needs TensorRT 10.x (JetPack 6) or "
+                                          f"11.4.1+ (JetPack 7.2.2+); build without --dla-core")
         if plan.precision == "fp32":
             raise BackendUnavailableError("the DLA runs fp16 and int8 layers only; prepare fp16 or int8")
     return plan, strategy, warnings
+
+
+def cache_device(gpu_name: str | None, tegra_module: str | None) -> str:
+    """The device a timing cache is keyed by: the Jetson module (every Orin's GPU is named 'Orin'),
+    else the GPU's name."""
+    return tegra_module or gpu_name or "gpu"
 
 
 def verify_prepared(root: Path, record: dict | None, plan: BuildPlan) -> None:
@@ -142,9 +155,14 @@ def _progress_monitor(trt, log: Callable[[str], None]):
 
 
 def _parser_issues(parser, onnx_path: Path) -> list[ParserIssue]:
-    import onnx
+    """The parser's errors; node inputs are looked up in the ONNX file when ``onnx`` is installed
+    (it is not needed on the device: without it, the parser's own node name and op are shown)."""
+    try:
+        import onnx
 
-    nodes = list(onnx.load(str(onnx_path), load_external_data=False).graph.node)
+        nodes = list(onnx.load(str(onnx_path), load_external_data=False).graph.node)
+    except Exception:  # noqa: BLE001 - no onnx here, or a file onnx cannot read: TensorRT's words stand
+        nodes = []
     out = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
@@ -156,11 +174,49 @@ def _parser_issues(parser, onnx_path: Path) -> list[ParserIssue]:
     return out
 
 
+@dataclass
+class BuiltEngine:
+    """What :func:`build_engine` returns: the engine, its timing cache and what the build did."""
+
+    engine: bytes
+    timing_cache: bytes
+    inputs: list
+    outputs: list
+    tf32: bool  # BuilderFlag.TF32 as the engine was built (cleared for fp32 plans)
+    timing_cache_reused: bool  # the cache from disk was accepted by TensorRT
+    profile: tuple[list[int], list[int], list[int]]
+    dla_layers: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _timing_cache(config, cached: bytes | None, log: Callable[[str], None]):
+    """(cache object, reused?). A cache TensorRT refuses (other device properties) is replaced by
+    a fresh one, so a stale cache is neither used nor written back."""
+    cache = config.create_timing_cache(cached or b"")
+    if config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache, bool(cached)
+    if cached:
+        log("warning: TensorRT refused the timing cache in the bundle (made on a GPU with other "
+            "properties); building with a fresh one")
+    cache = config.create_timing_cache(b"")
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise ExportError("TensorRT refused an empty timing cache; report this with 'edgecnn doctor' output")
+    return cache, False
+
+
+def _failure(onnx_name: str, build_log: BuildLog) -> ExportError:
+    why = build_log.failure_text()
+    return ExportError(f"TensorRT failed to build an engine from {onnx_name}"
+                       + (f":\n{why}" if why else " and logged no error; rerun with more GPU memory "
+                          "free or a larger --workspace"))
+
+
 def build_engine(trt, onnx_path: Path, plan: BuildPlan, strategy: BuildStrategy,
                  dla_core: int | None, timing_cache: bytes | None,
-                 log: Callable[[str], None] = print) -> tuple[bytes, bytes]:
-    """(serialized engine, serialized timing cache). Needs TensorRT and a GPU."""
-    logger = trt.Logger(trt.Logger.WARNING)
+                 log: Callable[[str], None] = print) -> BuiltEngine:
+    """Parse, configure and build on this GPU. Needs TensorRT and a GPU."""
+    build_log = BuildLog()
+    logger = make_logger(trt, build_log)
     builder = trt.Builder(logger)
     bits = {name: int(getattr(trt.NetworkDefinitionCreationFlag, name))
             for name in strategy.network_flags if hasattr(trt.NetworkDefinitionCreationFlag, name)}
@@ -168,18 +224,21 @@ def build_engine(trt, onnx_path: Path, plan: BuildPlan, strategy: BuildStrategy,
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         raise ExportError(format_parser_errors(onnx_path.name, str(strategy.version),
-                                               _parser_issues(parser, onnx_path)))
+                                               _parser_issues(parser, onnx_path), build_log.errors))
+    inputs, outputs = network_io_specs(trt, network)  # before minutes of building
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
     config.builder_optimization_level = plan.builder_optimization_level
+    if plan.precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (TF32 is on by default)
+    tf32 = bool(config.get_flag(trt.BuilderFlag.TF32))
     monitor = _progress_monitor(trt, log)
     config.progress_monitor = monitor
+    shapes = plan.profile_shapes(static=dla_core is not None)
     profile = builder.create_optimization_profile()
-    mn, opt, mx = plan.profile_shapes()
-    profile.set_shape(plan.input_name, mn, opt, mx)
+    profile.set_shape(plan.input_name, *shapes)
     config.add_optimization_profile(profile)
-    cache = config.create_timing_cache(timing_cache or b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    cache, reused = _timing_cache(config, timing_cache, log)
     if dla_core is not None:
         if builder.num_DLA_cores <= dla_core:
             raise BackendUnavailableError(f"TensorRT sees {builder.num_DLA_cores} DLA core(s); "
@@ -187,14 +246,36 @@ def build_engine(trt, onnx_path: Path, plan: BuildPlan, strategy: BuildStrategy,
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers the DLA lacks run on the GPU
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the placement check
+        require_dla_layers(*dla_eligible_layers(config, network), dla_core, "before the build")
     log(f"building {plan.precision} engine with TensorRT {trt.__version__} (strongly typed; "
-        f"batch {plan.batch_min}/{plan.batch_opt}/{plan.batch_max}; this takes minutes)")
+        f"batch {shapes[0][0]}/{shapes[1][0]}/{shapes[2][0]}"
+        f"{'; TF32 off' if not tf32 else ''}; this takes minutes)")
     with monitor.progress:
         serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ExportError(f"TensorRT failed to build an engine from {onnx_path.name}; the builder log "
-                          f"above says why")
-    return bytes(serialized), bytes(cache.serialize())
+        raise _failure(onnx_path.name, build_log)
+    engine = bytes(serialized)
+    dla_layers = None
+    if dla_core is not None:
+        found, total = _placed_on_dla(trt, logger, engine, dla_core)
+        require_dla_layers(found, total, dla_core, "in the built engine")
+        dla_layers = found
+    for w in build_log.warnings:
+        log(f"TensorRT warning: {w}")
+    return BuiltEngine(engine, bytes(cache.serialize()), inputs, outputs, tf32, reused, shapes,
+                       dla_layers, build_log.warnings)
+
+
+def _placed_on_dla(trt, logger, engine: bytes, dla_core: int) -> tuple[int, int]:
+    """(DLA layers, all layers) of a built engine, through the engine inspector."""
+    runtime = trt.Runtime(logger)
+    runtime.DLA_core = dla_core
+    deserialized = runtime.deserialize_cuda_engine(engine)
+    if deserialized is None:
+        raise ExportError(f"TensorRT could not load the engine it built for DLA core {dla_core}")
+    inspector = deserialized.create_engine_inspector()
+    return count_dla_layers(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
 def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core: int | None = None,
@@ -230,12 +311,15 @@ def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core
         raise BundleError(f"{plan.trt_onnx} is missing from {bundle_path}; prepare the bundle again")
     verify_prepared(Path(root), manifest.source.get(PREPARED_KEY), plan)
     cc = machine.gpu.compute_capability or "unknown"
-    cache_file = plan.timing_cache_file(str(TrtVersion.parse(trt.__version__)), cc)
+    cache_file = plan.timing_cache_file(str(TrtVersion.parse(trt.__version__)), cc,
+                                        cache_device(machine.gpu.name, tegra.module if tegra else None))
     cache_in = (Path(root) / cache_file).read_bytes() if (Path(root) / cache_file).is_file() else None
-    engine, cache = build_engine(trt, onnx_path, plan, strategy, dla_core, cache_in, log)
-    meta = built_engine_metadata(trt.__version__, machine, cc, plan, dla_core, now_iso())
-    inputs, outputs = io_specs(onnx_path, plan)
-    details = {DETAILS_KEY: meta.to_dict(), "build_plan": plan.to_dict(), "timing_cache": cache_file}
+    built = build_engine(trt, onnx_path, plan, strategy, dla_core, cache_in, log)
+    meta = built_engine_metadata(trt.__version__, machine, cc, plan, dla_core, now_iso(),
+                                 profile=built.profile, tf32=built.tf32, dla_layers=built.dla_layers)
+    engine, cache, inputs, outputs = built.engine, built.timing_cache, built.inputs, built.outputs
+    details = {DETAILS_KEY: meta.to_dict(), "build_plan": plan.to_dict(), "timing_cache": cache_file,
+               "timing_cache_reused": built.timing_cache_reused, "build_warnings": built.warnings}
 
     engine_file = catalog.artifact_file("tensorrt", plan.precision)
 
@@ -251,21 +335,3 @@ def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core
             artifact = write(w)
     log(f"wrote {artifact.file} ({artifact.size_bytes / 1e6:.1f} MB) for {meta.target}")
     return artifact
-
-
-def io_specs(onnx_path: Path, plan: BuildPlan):
-    """Manifest TensorSpecs of the engine from the TensorRT-ready ONNX (batch -1)."""
-    import onnx
-
-    from edgecnn.manifest import TensorSpec
-
-    names = {1: "float32", 10: "float16", 3: "int8", 2: "uint8", 6: "int32", 7: "int64"}
-    g = onnx.load(str(onnx_path), load_external_data=False).graph
-    inits = {i.name for i in g.initializer}
-
-    def spec(vi, layout):
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
-        dims[0] = -1
-        return TensorSpec(vi.name, dims, names.get(vi.type.tensor_type.elem_type, "float32"), layout)
-
-    return ([spec(v, "NCHW") for v in g.input if v.name not in inits], [spec(v, None) for v in g.output])

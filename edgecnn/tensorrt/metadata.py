@@ -18,14 +18,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def built_engine_metadata(tensorrt: str, machine: PlatformInfo, compute_capability: str,
-                          plan: "BuildPlan", dla_core: int | None, built: str) -> EngineMetadata:
-    """The metadata of an engine built from ``plan`` with TensorRT ``tensorrt`` on ``machine``."""
+                          plan: "BuildPlan", dla_core: int | None, built: str,
+                          profile: tuple[list[int], list[int], list[int]] | None = None,
+                          tf32: bool | None = None, dla_layers: int | None = None) -> EngineMetadata:
+    """The metadata of an engine built from ``plan`` with TensorRT ``tensorrt`` on ``machine``.
+
+    ``profile`` is the (min, opt, max) shapes the engine was built with (static for a DLA build;
+    default: the plan's); ``tf32`` whether TF32 was left on; ``dla_layers`` what the inspector counted.
+    """
     tegra = machine.tegra
+    shapes = profile or plan.profile_shapes()
     return EngineMetadata(
         tensorrt=tensorrt, gpu_name=machine.gpu.name, compute_capability=compute_capability,
         precision=plan.precision, source_onnx=plan.trt_onnx, source_onnx_sha256=plan.source_onnx_sha256,
-        profiles=[{"name": plan.input_name, "min": s[0], "opt": s[1], "max": s[2]}
-                  for s in [plan.profile_shapes()]],
+        profiles=[{"name": plan.input_name, "min": list(shapes[0]), "opt": list(shapes[1]),
+                   "max": list(shapes[2])}], tf32=tf32, dla_layers=dla_layers,
         cuda_runtime=machine.cuda_runtime, cuda_driver=machine.cuda_driver,
         tegra_module=tegra.module if tegra else None, l4t=tegra.l4t if tegra else None,
         jetpack=tegra.jetpack if tegra else None, dla_core=dla_core, built=built)

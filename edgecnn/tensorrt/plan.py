@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,25 @@ class BuildPlan:
     target: str = ""  # profile name
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def profile_shapes(self) -> tuple[list[int], list[int], list[int]]:
+    def profile_shapes(self, static: bool = False) -> tuple[list[int], list[int], list[int]]:
+        """(min, opt, max) input shapes; ``static`` (a DLA build): the opt batch for all three."""
         c, h, w = self.input_chw
-        return ([self.batch_min, c, h, w], [self.batch_opt, c, h, w], [self.batch_max, c, h, w])
+        lo, opt, hi = (self.batch_opt,) * 3 if static else (self.batch_min, self.batch_opt, self.batch_max)
+        return ([lo, c, h, w], [opt, c, h, w], [hi, c, h, w])
 
-    def timing_cache_file(self, trt_version: str, compute_capability: str) -> str:
-        return self.timing_cache.format(trt=trt_version.replace("+", "_"),
-                                        sm=compute_capability.replace(".", ""))
+    def timing_cache_file(self, trt_version: str, compute_capability: str, gpu_name: str = "") -> str:
+        """The timing cache file for this TensorRT, compute capability and GPU model.
+
+        Keyed by GPU name as well: an AGX Orin and an Orin Nano are both sm 8.7, and TensorRT
+        rejects a cache made on other device properties. Plans written before the key had
+        ``{gpu}`` get it before ``.cache``.
+        """
+        pattern = self.timing_cache if "{gpu}" in self.timing_cache else \
+            self.timing_cache.replace(".cache", ".{gpu}.cache") if self.timing_cache.endswith(".cache") \
+            else self.timing_cache + ".{gpu}"
+        gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-").lower() or "gpu"
+        return pattern.format(trt=trt_version.replace("+", "_"), sm=compute_capability.replace(".", ""),
+                              gpu=gpu)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +110,27 @@ def read_plans(path: Path) -> dict[str, BuildPlan]:
     return {k: BuildPlan.from_dict(v) for k, v in data["plans"].items()}
 
 
+def engine_batch_max(details: Any) -> int | None:
+    """The largest batch a built engine takes, from its artifact details; None if not recorded.
+
+    The engine metadata's profile (``details["engine"]["profiles"][0]["max"][0]``, what the
+    engine was really built with: a DLA build is static) wins over the build plan's
+    ``batch_max`` (``details["build_plan"]``). Both are written by ``edgecnn build``.
+    """
+    if not isinstance(details, dict):
+        return None
+    engine = details.get("engine")
+    profiles = engine.get("profiles") if isinstance(engine, dict) else None
+    if isinstance(profiles, list) and profiles and isinstance(profiles[0], dict):
+        mx = profiles[0].get("max")
+        if isinstance(mx, list) and mx and isinstance(mx[0], int) and not isinstance(mx[0], bool) \
+                and mx[0] > 0:
+            return mx[0]
+    plan = details.get("build_plan")
+    value = plan.get("batch_max") if isinstance(plan, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def plans_json(plans: dict[str, BuildPlan]) -> str:
     return json.dumps({"format": PLAN_FORMAT,
                        "plans": {k: plans[k].to_dict() for k in sorted(plans)}}, indent=2) + "\n"
@@ -118,7 +152,7 @@ def make_plan(options: ExportOptions, profile, precision: str, input_name: str,
         batch_min=b_min, batch_opt=b_opt, batch_max=b_max,
         workspace_mb=options.workspace_mb or getattr(profile, "workspace_mb", None) or DEFAULT_WORKSPACE_MB,
         builder_optimization_level=getattr(profile, "builder_optimization_level", 3),
-        trt_version_min=lo, trt_version_max=hi, timing_cache="trt_timing.{trt}.sm{sm}.cache",
+        trt_version_min=lo, trt_version_max=hi, timing_cache="trt_timing.{trt}.sm{sm}.{gpu}.cache",
         dla_cores_available=getattr(profile, "dla_cores", 0), constant_folding=folding,
         target=getattr(profile, "name", "tensorrt"))
 

@@ -145,9 +145,10 @@ def preflight(model: Any, trt_version: str | TrtVersion, precision: str | None =
             consumers.setdefault(name, []).append(node)
     inits = {i.name: i for i in graph.initializer}
     counts: Counter[str] = Counter()
+    constants = frozenset(o for n in graph.node if n.op_type == "Constant" for o in n.output)
     for node in graph.node:
         counts[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"] += 1
-        issues.extend(_check_node(node, version, table, types, inits, consumers))
+        issues.extend(_check_node(node, version, table, types, inits, consumers, constants))
 
     issues.extend(_check_int64_weights(graph, consumers))
     issues.extend(_check_inputs(graph, batch, input_size))
@@ -182,7 +183,8 @@ def _attr(node, name: str, default: Any = None) -> Any:
     return default
 
 
-def _check_node(node, version: TrtVersion, table, types, inits, consumers) -> list[Issue]:
+def _check_node(node, version: TrtVersion, table, types, inits, consumers,
+                constants: frozenset[str] = frozenset()) -> list[Issue]:
     out: list[Issue] = []
     name, op = node.name or (node.output[0] if node.output else "?"), node.op_type
 
@@ -201,8 +203,11 @@ def _check_node(node, version: TrtVersion, table, types, inits, consumers) -> li
         return out
     if "min_trt" in row and version < TrtVersion.parse(row["min_trt"]):
         issue("unsupported-op", f"{op} is first listed for TensorRT {row['min_trt']}, not {version}")
-    # data types: the data input(s) against the op's supported types
-    allowed = set(row["types"])
+    # data types: the data input(s) against the op's supported types (for this version)
+    types_for, older = row["types"], row.get("older")
+    if older and version < TrtVersion.parse(older["before"]):
+        types_for = older["types"]
+    allowed = set(types_for)
     checked = node.input if op in _ALL_INPUTS_DATA else node.input[:1]
     for i, inp in enumerate(checked):
         if not inp or inp not in types:
@@ -214,7 +219,7 @@ def _check_node(node, version: TrtVersion, table, types, inits, consumers) -> li
             issue("dtype", f"input {i} '{inp}' is DOUBLE: TensorRT casts it down to FP32", "warning")
         else:
             issue("dtype", f"input {i} '{inp}' is {t}; TensorRT {version} supports {op} on "
-                           f"{', '.join(row['types'])}")
+                           f"{', '.join(types_for)}")
     # attribute restrictions from the table that can be checked statically
     if op in ("MaxPool", "AveragePool", "LpPool"):
         dil = _attr(node, "dilations")
@@ -242,6 +247,51 @@ def _check_node(node, version: TrtVersion, table, types, inits, consumers) -> li
         issue("attribute", "only the first output Y is supported")
     elif op in QDQ_OPS:
         out.extend(_check_qdq_node(node, name, types, inits))
+        out.extend(_check_qdq_typing(node, name, types, inits, consumers, constants))
+    return out
+
+
+_FLOATS = {"FP32", "FP16", "BF16"}
+# ops whose float inputs must share one type in a strongly typed network
+_SAME_FLOAT_INPUTS = _ALL_INPUTS_DATA | {"Add", "Sub", "Mul", "Div", "Concat", "Sum", "Max", "Min"}
+
+
+def _check_qdq_typing(node, name, types, inits, consumers, constants=frozenset()) -> list[Issue]:
+    """Strongly typed Q/DQ (TensorRT 10 with STRONGLY_TYPED, every TensorRT 11 network):
+    QuantizeLinear's input type equals its scale type; DequantizeLinear's output has its scale's
+    type, so a consumer that mixes it with another float type is refused; activation scales are
+    per tensor (per-channel scales only for weights)."""
+    from onnx import numpy_helper
+
+    out: list[Issue] = []
+    scale = node.input[1] if len(node.input) > 1 else ""
+    scale_t = _DTYPE_NAMES.get(types.get(scale, 0))
+    if node.op_type == "QuantizeLinear" and scale_t:
+        in_t = _DTYPE_NAMES.get(types.get(node.input[0], 0))
+        if in_t in _FLOATS and in_t != scale_t:
+            out.append(Issue("error", "qdq", f"input '{node.input[0]}' is {in_t}, scale '{scale}' is "
+                                             f"{scale_t}: a strongly typed network needs them equal; "
+                                             f"cast the scale to {in_t}", name, node.op_type))
+        x = node.input[0]
+        is_weight = x in inits or x in constants
+        if not is_weight and scale in inits and numpy_helper.to_array(inits[scale]).size > 1:
+            out.append(Issue("error", "qdq", f"activation '{x}' has a per-channel scale: TensorRT "
+                                             f"quantizes activations per tensor (per-channel scales are "
+                                             f"for weights); re-quantize with one activation scale",
+                             name, node.op_type))
+    if node.op_type == "DequantizeLinear" and scale_t and node.output:
+        for user in consumers.get(node.output[0], []):
+            if user.op_type not in _SAME_FLOAT_INPUTS:
+                continue
+            others = {_DTYPE_NAMES.get(types.get(i, 0)) for i in user.input
+                      if i and i != node.output[0] and not (user.op_type in ("Conv", "ConvTranspose", "Gemm")
+                                                            and i == user.input[-1] and len(user.input) > 2)}
+            mixed = sorted(t for t in others & _FLOATS if t != scale_t)
+            if mixed:
+                out.append(Issue("error", "qdq", f"'{node.output[0]}' is {scale_t} (its scale's type) and "
+                                                 f"{user.op_type} '{user.name}' also takes {mixed[0]}: a "
+                                                 f"strongly typed network does not mix float types; use "
+                                                 f"{mixed[0]} scales", name, node.op_type))
     return out
 
 
@@ -278,10 +328,11 @@ def _check_int64_weights(graph, consumers) -> list[Issue]:
         users = {c.op_type for c in consumers.get(init.name, [])}
         as_weight = users - _SHAPE_CONSUMERS
         if n > INT64_WEIGHT_LIMIT or as_weight:
-            out.append(Issue("warning" if not as_weight else "error", "int64-weights",
+            out.append(Issue("warning", "int64-weights",
                              f"INT64 initializer '{init.name}' ({n} elements) used by "
-                             f"{sorted(users) or 'nothing'}: TensorRT computes weights in float/int8; "
-                             f"store it as float32 or int32"))
+                             f"{sorted(users) or 'nothing'}: TensorRT 10+ runs INT64 natively in "
+                             f"elementwise ops, but INT64 weights cost memory and speed; int32 is "
+                             f"cheaper where the values fit"))
     return out
 
 

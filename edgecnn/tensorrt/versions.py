@@ -19,6 +19,7 @@ from edgecnn.errors import BackendUnavailableError
 from edgecnn.runtime.trt_engine_info import TrtVersion
 
 SUPPORTED_MAJORS = (10, 11)
+DLA_MIN_11 = (4, 1)  # (minor, patch): the first 11.x with DLA on Orin (JetPack 7.2.2+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def build_strategy(version: str | TrtVersion) -> BuildStrategy:
                              "is the default; never set BuilderFlag.FP16/INT8")
     if v.major == 11:
         # 11.x: strongly typed is the only mode; the flag is not needed (and may be gone).
-        # DLA: no source we could check documents DLA for 11.x on Orin, and Thor has no DLA.
-        return BuildStrategy(v, (), True, False, False,
+        # DLA: TensorRT 11.4.1 brings DLA back on Jetson AGX Orin / Orin NX with JetPack 7.2.2+
+        # (DLA_MIN_11); 11.0-11.4.0 have none. Thor has no DLA (the device check refuses it).
+        return BuildStrategy(v, (), True, False, (v.minor, v.patch) >= DLA_MIN_11,
                              "11.x: every network is strongly typed; FP16/INT8 builder flags, INT8 "
                              "calibrators and EXPLICIT_BATCH were removed")
     raise BackendUnavailableError(

@@ -76,7 +76,21 @@ def test_plan_roundtrip_and_file(tmp_path):
 def test_profile_shapes_and_cache_name():
     p = _plan()
     assert p.profile_shapes() == ([1, 1, 28, 28], [8, 1, 28, 28], [32, 1, 28, 28])
-    assert p.timing_cache_file("10.3", "8.7") == "trt_timing.10.3.sm87.cache"
+    assert p.timing_cache_file("10.3", "8.7", "Jetson AGX Orin") == "trt_timing.10.3.sm87.jetson-agx-orin.cache"
+
+
+def test_timing_cache_is_keyed_by_device_not_only_sm():
+    """Defect 5: an AGX Orin and an Orin Nano are both sm 8.7; their caches must not collide,
+    including for plans written before the key had {gpu}."""
+    from edgecnn.tensorrt.builder import cache_device
+
+    p = _plan()
+    agx = p.timing_cache_file("10.3", "8.7", cache_device("Orin", "Jetson AGX Orin"))
+    nano = p.timing_cache_file("10.3", "8.7", cache_device("Orin", "Jetson Orin Nano"))
+    assert agx != nano and agx.startswith("trt_timing.10.3.sm87.") and agx.endswith(".cache")
+    p.timing_cache = "trt_timing.{trt}.sm{sm}.cache"  # an older plan
+    assert p.timing_cache_file("10.3", "8.7", "NVIDIA GeForce RTX 4090") == \
+        "trt_timing.10.3.sm87.nvidia-geforce-rtx-4090.cache"
 
 
 def test_resolve_build_picks_the_plan():
@@ -107,7 +121,8 @@ def test_resolve_build_checks_the_tensorrt_version():
     ("10.3", "Jetson Orin Nano", 0, 0, "fp16", "has no DLA"),
     ("10.13", "Jetson AGX Thor", 0, 0, "fp16", "has no DLA"),
     ("10.3", "Jetson AGX Orin", 2, 2, "fp16", "0..1"),
-    ("11.0", "Jetson AGX Orin", 2, 0, "fp16", "does not target the DLA"),
+    ("11.0", "Jetson AGX Orin", 2, 0, "fp16", "cannot target the DLA"),
+    ("11.4.0.106", "Jetson AGX Orin", 2, 0, "fp16", "11.4.1"),
     ("10.3", "Jetson AGX Orin", 2, 0, "fp32", "fp16 and int8 layers only"),
 ])
 def test_dla_refusals(trt, module, cores, core, prec, needle):
@@ -115,8 +130,10 @@ def test_dla_refusals(trt, module, cores, core, prec, needle):
         resolve_build({prec: _plan(prec)}, prec, core, trt, module, cores)
 
 
-def test_dla_on_agx_orin_is_allowed():
-    plan, strategy, _ = resolve_build({"int8": _plan("int8")}, "int8", 1, "10.3.0.30", "Jetson AGX Orin", 2)
+@pytest.mark.parametrize("trt", ["10.3.0.30", "11.4.1", "11.5.0"])
+def test_dla_on_agx_orin_is_allowed(trt):
+    """Defect 6: TensorRT 11.4.1 (JetPack 7.2.2+) supports the DLA on AGX Orin again."""
+    plan, strategy, _ = resolve_build({"int8": _plan("int8")}, "int8", 1, trt, "Jetson AGX Orin", 2)
     assert strategy.dla_supported and plan.precision == "int8"
 
 
@@ -156,3 +173,15 @@ def test_prepared_file_names_agree_with_the_catalogue():
     plan = make_plan(ExportOptions(target="tensorrt"), None, "int8", "input", (1, 8, 8),
                      catalog.artifact_file("onnxruntime", "int8"), "0" * 64, "none")
     assert plan.trt_onnx in entry.prepared_files
+
+
+def test_jetpack7_agx_orin_profile_builds_dla_from_11_4_1():
+    from edgecnn.targets import resolve_target
+
+    prof = resolve_target("jetson-agx-orin-jp7")
+    assert (prof.trt_version_min, prof.dla_cores, prof.compute_capability) == ("11.4", 2, "8.7")
+    plan = _plan("int8", trt_version_min=prof.trt_version_min, trt_version_max=prof.trt_version_max)
+    _, strategy, _ = resolve_build({"int8": plan}, "int8", 0, "11.4.1.2", "Jetson AGX Orin", 2)
+    assert strategy.dla_supported
+    with pytest.raises(BackendUnavailableError, match="11.4.1"):
+        resolve_build({"int8": plan}, "int8", 0, "11.4.0.106", "Jetson AGX Orin", 2)

@@ -30,7 +30,11 @@ def test_table_has_its_source_and_version_ranges():
     assert "onnx-tensorrt" in t["source"]["table"] and "10.15" in t["source"]["table"]
     assert opset_range(TrtVersion(10, 3)) == (9, 20, "10.0")
     assert opset_range(TrtVersion(10, 15)) == (9, 24, "10.15")
-    assert opset_range(TrtVersion(11, 2)) == (9, 25, "11.0")
+    assert opset_range(TrtVersion(11, 2)) == (9, 24, "11.0")  # 11.5 added opset 25
+    assert opset_range(TrtVersion(11, 4)) == (9, 24, "11.0")
+    assert opset_range(TrtVersion(11, 5)) == (9, 25, "11.5")
+    for key, row in t["versions"].items():
+        assert row.get("source"), f"opset row {key} has no source"
     for op in ("Conv", "Gemm", "MaxPool", "QuantizeLinear", "DequantizeLinear", "Softmax", "Erf"):
         assert op in t["ops"]
 
@@ -106,7 +110,8 @@ def test_int64_weights():
     m = _graph([helper.make_node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
                 helper.make_node("Mul", ["xi", "w"], ["y"], name="mul")], [w], out_type=TensorProto.INT64)
     r = preflight(m, "10.3")
-    assert any(i.code == "int64-weights" and i.severity == "error" for i in r.issues)
+    # TensorRT 10 runs INT64 natively in elementwise ops: a warning, not an error
+    assert any(i.code == "int64-weights" and i.severity == "warning" for i in r.issues) and r.ok
     shape = numpy_helper.from_array(np.array([-1, 64], np.int64), "shape")
     ok = _graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], [shape])
     assert not any(i.code == "int64-weights" for i in preflight(ok, "10.3").issues)
@@ -145,3 +150,85 @@ def test_real_int8_and_fp16_graphs_pass(tmp_path, version):
     h = fp16(src, tmp_path / "m.fp16.onnx")
     r = preflight(h, version, "fp16", (1, 1, 8), (1, 8, 8))
     assert r.ok, r.summary()
+
+
+# -- defect 9: per-version rows, Swish, strongly typed Q/DQ -------------------------------------
+
+def test_opset_bound_per_minor_version():
+    m = _graph([helper.make_node("Relu", ["x"], ["y"])], opset=25)
+    assert ("error", "opset") in _codes(preflight(m, "11.4"))
+    assert ("error", "opset") not in _codes(preflight(m, "11.5"))
+    m21 = _graph([helper.make_node("Relu", ["x"], ["y"])], opset=21)
+    assert ("error", "opset") in _codes(preflight(m21, "10.3"))
+
+
+@pytest.mark.parametrize("op, first", [("HannWindow", "10.4"), ("STFT", "10.5")])
+def test_ops_first_supported_after_10_3_are_refused_for_10_3(op, first):
+    assert op_table()["ops"][op]["min_trt"] == first and op_table()["ops"][op]["min_trt_source"]
+    m = _graph([helper.make_node(op, ["x"], ["y"], name="n0")])
+    assert any(i.code == "unsupported-op" and first in i.message for i in preflight(m, "10.3").errors)
+    assert not [i for i in preflight(m, "10.15").errors if i.code == "unsupported-op"]
+
+
+def test_10_3_uses_the_older_type_rows():
+    """Pow on INT32 is in the 10.15 table but not in 10.1-GA's (the closest table before 10.3)."""
+    m = _graph([helper.make_node("Cast", ["x"], ["xi"], to=TensorProto.INT32),
+                helper.make_node("Pow", ["xi", "xi"], ["y"], name="pow")], out_type=TensorProto.INT32)
+    assert ("error", "dtype") in _codes(preflight(m, "10.3"))
+    assert ("error", "dtype") not in _codes(preflight(m, "11.0"))
+
+
+def test_swish_from_11_0():
+    m = _graph([helper.make_node("Swish", ["x"], ["y"], name="sw")], opset=24)
+    assert any(i.code == "unsupported-op" and i.op == "Swish" for i in preflight(m, "10.15").errors)
+    assert not [i for i in preflight(m, "11.0").errors if i.op == "Swish"]
+
+
+def _q(x_type, scale_dtype, scale_shape=(), weight=False):
+    scale = numpy_helper.from_array(np.full(scale_shape, 0.1, scale_dtype), "s")
+    zp = numpy_helper.from_array(np.zeros(scale_shape, np.int8), "zp")
+    inits = [scale, zp]
+    src = "x"
+    nodes = []
+    if x_type != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", ["x"], ["xc"], to=x_type))
+        src = "xc"
+    if weight:
+        inits.append(numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w"))
+        src = "w"
+    nodes += [helper.make_node("QuantizeLinear", [src, "s", "zp"], ["q"], name="q0", axis=0),
+              helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dq0", axis=0)]
+    return _graph(nodes, inits, opset=21)
+
+
+def test_quantize_input_type_must_equal_scale_type():
+    r = preflight(_q(TensorProto.FLOAT16, np.float32), "10.3", qdq_rules=False)
+    assert any(i.code == "qdq" and "FP16" in i.message and "FP32" in i.message for i in r.errors)
+    assert not [i for i in preflight(_q(TensorProto.FLOAT, np.float32), "10.3", qdq_rules=False).errors
+                if i.code == "qdq"]
+
+
+def test_per_channel_activation_scale_is_flagged_not_weight():
+    r = preflight(_q(TensorProto.FLOAT, np.float32, (1,)), "10.3", qdq_rules=False)
+    assert not [i for i in r.errors if "per-channel" in i.message]  # one element: per tensor
+    m = _q(TensorProto.FLOAT, np.float32, (4,), weight=True)
+    assert not [i for i in preflight(m, "10.3", qdq_rules=False).errors if "per-channel" in i.message]
+    act2 = _graph([helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="qa", axis=1),
+                   helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dqa", axis=1)],
+                  [numpy_helper.from_array(np.full((2,), 0.1, np.float32), "s"),
+                   numpy_helper.from_array(np.zeros((2,), np.int8), "zp")], opset=21,
+                  in_shape=("N", 2, 8, 8))
+    assert any("per-channel" in i.message and i.node == "qa"
+               for i in preflight(act2, "10.3", qdq_rules=False).errors)
+
+
+def test_dequantize_output_follows_scale_type():
+    """A DQ with an FP32 scale feeding an Add with an FP16 input: mixed types, refused."""
+    nodes = [helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16),
+             helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q0"),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["dq"], name="dq0"),
+             helper.make_node("Add", ["dq", "xh"], ["y"], name="add0")]
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "zp")]
+    r = preflight(_graph(nodes, inits, opset=21, out_type=TensorProto.FLOAT16), "11.0", qdq_rules=False)
+    assert any(i.code == "qdq" and i.node == "dq0" and "add0" in i.message for i in r.errors), r.summary()

@@ -34,10 +34,11 @@ def test_strategy_10_sets_strongly_typed_flag():
     assert s.strongly_typed and not s.precision_builder_flags and s.dla_supported
 
 
-def test_strategy_11_needs_no_flag_and_no_dla():
+def test_strategy_11_needs_no_flag_and_dla_from_11_4_1():
     s = build_strategy("11.1.0.106")
     assert s.network_flags == () and s.strongly_typed and not s.precision_builder_flags
-    assert not s.dla_supported
+    assert not s.dla_supported and not build_strategy("11.4.0.106").dla_supported
+    assert build_strategy("11.4.1").dla_supported and build_strategy("11.5").dla_supported
 
 
 @pytest.mark.parametrize("old", ["8.6.2", "9.3"])

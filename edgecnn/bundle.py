@@ -94,6 +94,23 @@ class Bundle:
         return self.manifest.find(backend, precision)
 
 
+def check_output_folder(path: str | os.PathLike, option: str, what: str = "output folder") -> None:
+    """Fail before any work when folder ``path`` (``option`` on the command line) can neither
+    be used nor created: it, or the nearest existing folder above it, is a file or is not
+    writable. Nothing is created here."""
+    out = Path(path)
+    for p in [out, *out.absolute().parents]:
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            where = "is a file" if p == out else f"cannot be created: {p} is a file"
+            raise BundleError(f"{what} {out} {where}; choose another {option}")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise BundleError(f"{what} {out} cannot be written: {p} is not writable; choose "
+                              f"another {option}")
+        return
+
+
 def tool_versions() -> dict[str, str]:
     """What a manifest records: edgecnn, Python and every installed library edgecnn records
     (edgecnn.platform_info.package_versions(): the catalogue's list, read from metadata)."""
@@ -161,6 +178,8 @@ class BundleWriter:
             # from a live one's staging folder
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-{os.getpid()}-",
                                                  dir=parent))
+            # mkdtemp makes a private 0700 folder; the bundle gets the usual mode (0777 & ~umask)
+            os.chmod(self.staging, 0o777 & ~current_umask())
         except OSError as exc:
             raise BundleError(f"cannot write in {parent}: {exc.strerror}") from exc
         if self.keep_existing and (self.out / MANIFEST_NAME).is_file():
@@ -235,6 +254,21 @@ class BundleWriter:
         _fsync_dir(self.staging)
         _swap_into_place(self.staging, self.out)
         self.staging = None
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (os.umask can only
+    be read by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _pid_alive(pid: int) -> bool:

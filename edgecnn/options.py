@@ -11,9 +11,26 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecnn.errors import CalibrationError, ProfileError
+from edgecnn.errors import CalibrationError, ModelLoadError, ProfileError
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
+# the built-in dataset names of edgecnn.data.datasets (a leaf cannot import data/)
+BUILTIN_DATASETS = ("fashion-mnist", "fashion_mnist", "fmnist")
+BUILTIN_SPLITS = ("train", "val", "test")
+
+
+def data_spec_problem(spec: str, option: str, kinds: str) -> str | None:
+    """Why the data spec ``spec`` (given as ``option``) cannot be read, or None. Only what is
+    known without reading it: a built-in dataset with a known split, or a path that exists."""
+    name, sep, split = str(spec).partition(":")
+    if name.lower() in BUILTIN_DATASETS:
+        if sep and split not in BUILTIN_SPLITS:
+            return (f"{option} {spec}: unknown split {split!r}; use "
+                    f"{'|'.join(f'fashion-mnist:{s}' for s in BUILTIN_SPLITS)}")
+        return None
+    if not Path(spec).exists():
+        return f"{option} {spec} does not exist; pass {kinds}"
+    return None
 
 
 @dataclass
@@ -47,6 +64,7 @@ class QuantizeOptions:
             raise CalibrationError(f"{what} needs calibration data: pass --calib (an image "
                                    f"folder, fashion-mnist:train, a .npy/.npz file or a "
                                    f"calibration/*.toml recipe)")
+        self.check_paths()
         if self.calib_samples < 1:
             raise CalibrationError(f"--calib-samples must be >= 1, got {self.calib_samples}")
         if (self.calib_method or "").lower() not in CALIB_METHODS:
@@ -58,6 +76,19 @@ class QuantizeOptions:
             if not self.eval:
                 raise CalibrationError("--max-accuracy-drop needs --eval with labelled held-out "
                                        "data (e.g. fashion-mnist:val)")
+
+    def check_paths(self) -> None:
+        """Raise CalibrationError for a --calib or --eval that names no data (before any work)."""
+        if self.calib:
+            why = data_spec_problem(self.calib, "--calib", "an image folder, fashion-mnist:train, "
+                                    "a .npy/.npz file or a calibration/*.toml recipe")
+            if why:
+                raise CalibrationError(why)
+        if self.eval:
+            why = data_spec_problem(self.eval, "--eval", "an image folder with one subfolder per "
+                                    "class, a .npz file or fashion-mnist:val")
+            if why:
+                raise CalibrationError(why)
 
 
 @dataclass
@@ -87,6 +118,23 @@ class ExportOptions:
     parity_samples: int = 8
     seed: int = 0
     threads: int | None = None
+
+    def check(self) -> None:
+        """Raise an EdgeCNNError for options no export can use (before any work): counts,
+        the weights file, the calibration and evaluation data."""
+        for name in ("calib_samples", "parity_samples"):
+            if getattr(self, name) < 1:
+                raise ProfileError(f"--{name.replace('_', '-')} must be >= 1, got "
+                                   f"{getattr(self, name)}")
+        for name in ("threads", "workspace_mb"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ProfileError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.weights is not None and not Path(self.weights).is_file():
+            what = "is not a file" if Path(self.weights).exists() else "does not exist"
+            raise ModelLoadError(f"weights file {self.weights} {what}; pass a state dict or an "
+                                 f"edgecnn checkpoint (.pt) with --weights")
+        self.quantize.check_paths()
 
     @property
     def quantize(self) -> QuantizeOptions:

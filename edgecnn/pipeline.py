@@ -2,7 +2,7 @@
 
 Order of work (every argument check happens before anything heavy):
   1. resolve the target (backend name or device profile) and the precision;
-  2. ``backend.check(options, profile)``;
+  2. ``backend.check(options, profile)``, ``options.check()`` (paths, counts) and --out;
   3. load the model (zoo / weights / checkpoint / factory / .pt2);
   4. open a BundleWriter (staging folder; the old bundle stays until the swap);
   5. stage model.onnx (fp32) and check parity against PyTorch;
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from edgecnn import catalog
 from edgecnn.backends.registry import ExportContext, get_backend
-from edgecnn.errors import BundleError, EdgeCNNError
+from edgecnn.errors import EdgeCNNError
 from edgecnn.manifest import Artifact, Manifest, TensorSpec
 from edgecnn.models.loading import LoadedModel
 from edgecnn.options import ExportOptions
@@ -66,6 +66,9 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
     backend = get_backend(profile.backend)
     precision = backend.resolve_precision(options, profile)
     backend.check(options, profile)
+    options.check()
+    if options.out is not None:
+        _check_out(Path(options.out))
     for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
         require(mod, None, "export a model")
 
@@ -130,12 +133,9 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
 
 def _check_out(out: Path) -> None:
     """Fail before the (slow) export when the output folder cannot be created."""
-    for parent in [out, *out.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise BundleError(f"cannot create bundle folder {out}: {parent} is a file; "
-                                  f"choose another --out")
-            break
+    from edgecnn.bundle import check_output_folder
+
+    check_output_folder(out, "--out", "bundle folder")
 
 
 def same_model(manifest: Manifest, loaded: LoadedModel) -> bool:

@@ -61,6 +61,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out) if self.out is not None else Path("runs") / self.model
+        from edgecnn.bundle import check_output_folder
+
+        check_output_folder(self.out, "--out", "checkpoint folder")
         if self.augment not in AUGMENTS:
             raise EdgeCNNError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.optimizer not in OPTIMIZERS:

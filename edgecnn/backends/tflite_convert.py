@@ -7,6 +7,7 @@ layers left in float, the accuracy budget) and writes the bundle.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -216,10 +217,24 @@ def calm_logging() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
 
 
+class _EvalModeNotice(logging.Filter):
+    """litert-torch warns 'Your model is converted in training mode' when the converted module's
+    ``training`` flag is set; a PT2E-converted graph keeps that flag although
+    ``move_exported_model_to_eval`` put its ops in eval mode, so the notice is wrong here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is converted in training mode" not in record.getMessage()
+
+
+_EVAL_MODE_NOTICE = _EvalModeNotice()
+
+
 class _quiet:
-    """Silence litert-torch's rich progress lines while converting (edgecnn logs its own)."""
+    """Silence litert-torch's rich progress lines and its wrong training-mode notice while
+    converting (edgecnn logs its own)."""
 
     def __enter__(self):
+        logging.getLogger().addFilter(_EVAL_MODE_NOTICE)
         try:
             from litert_torch import progress
 
@@ -230,6 +245,7 @@ class _quiet:
         return self
 
     def __exit__(self, *exc):
+        logging.getLogger().removeFilter(_EVAL_MODE_NOTICE)
         if self._console is not None:
             self._console.quiet = self._was
 

@@ -192,6 +192,7 @@ def plan_bench(model: str, options: BenchOptions, log: Callable[[str], None] = p
     if options.data_limit is not None and options.data_limit < 1:
         raise InputError(f"--data-limit must be >= 1, got {options.data_limit}")
     TimingOptions(options.warmup, options.iterations, options.duration).check()
+    check_output_paths(options)
 
     if _is_bundle(model):
         plan = _plan_from_bundle(Path(model), options)
@@ -312,6 +313,24 @@ def export_options(plan: Plan, options: BenchOptions, t: BenchTarget) -> ExportO
                          threads=plan.threads, seed=options.seed)
 
 
+def check_output_paths(options: BenchOptions) -> None:
+    """Every folder the run will write (report files, built artifacts, the history database)
+    can be created, checked before anything is built or timed."""
+    from edgecnn.bundle import check_output_folder
+
+    if options.report_dir:
+        check_output_folder(options.report_dir, "--report-dir", "report folder")
+    else:
+        check_output_folder("bench_results", "--report-dir", "report folder")
+    if options.out:
+        check_output_folder(options.out, "--out", "bundle folder")
+    if options.save and options.db:
+        db = Path(options.db)
+        if db.is_dir():
+            raise BundleError(f"history database {db} is a folder; pass a file path with --db")
+        check_output_folder(db.parent, "--db", "history database folder")
+
+
 def check_export(plan: Plan, options: BenchOptions, targets: list[BenchTarget]) -> None:
     """The export backends' own argument checks (e.g. int8 needs --calib) before any work."""
     if plan.loaded is None:  # a bundle: missing artifacts cannot be built without the model
@@ -326,3 +345,4 @@ def check_export(plan: Plan, options: BenchOptions, targets: list[BenchTarget]) 
         except (ImportError, EdgeCNNError):
             continue  # reported when the build is attempted
         backend.check(eo, resolve_target(eo.target))
+        eo.check()

@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import EXIT_REGRESSION, handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 def _warmup(value: str) -> int | str:
@@ -26,13 +27,31 @@ def _warmup(value: str) -> int | str:
     return n
 
 
+def _batches(ctx, param, value):
+    """--batch 1,8: positive integers, a usage error (exit 2) otherwise, as in export."""
+    if value is None:
+        return None
+    from edgecnn.bench.plan import MAX_BATCH
+
+    out = []
+    for item in value.split(","):
+        try:
+            n = int(item)
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: use positive integers like 1,8") from None
+        if not 1 <= n <= MAX_BATCH:
+            raise click.BadParameter(f"{value!r}: each batch must be between 1 and {MAX_BATCH}")
+        out.append(n)
+    return ",".join(str(n) for n in out)
+
+
 @click.command("bench")
 @click.argument("model", required=False, type=click.Path(path_type=str))
 @click.option("--targets", default=None,
               help="Comma-separated BACKEND[:PRECISION] list, e.g. torch,onnx:fp32,onnx:int8,"
                    "tflite:fp32,tflite:int8,tensorrt:fp16,tensorrt:int8 (default: all of "
                    "these, or the --profile's target).")
-@click.option("--batch", default=None, help="Batch sizes, e.g. 1,8 (default 1).")
+@click.option("--batch", default=None, callback=_batches, help="Batch sizes, e.g. 1,8 (default 1).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for every target (default: the profile's, else all cores).")
 @click.option("--data", default=None,
@@ -67,13 +86,14 @@ def _warmup(value: str) -> int | str:
 @click.option("--k", "k", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="Regression threshold in combined robust spreads (and always > 5%).")
 @click.option("--fail-on-regression", "fail_on_regression", is_flag=True,
-              help="Exit with status 2 when --compare finds a regression.")
+              help="Exit with status 3 when --compare finds a regression (2 is a usage error).")
 @click.option("--isolate/--no-isolate", default=True, show_default=True,
               help="Measure each target in a fresh process (per-target peak RSS).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds allowed per measurement.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @handle_errors
+@quiet_libraries
 def bench(model, targets, batch, threads, data, data_limit, profile, weights, input_size,
           num_classes, calib, calib_samples, out, warmup, iterations, duration, rounds,
           report_dir, plot, db, save, compare, k, fail_on_regression, isolate, timeout,
@@ -100,7 +120,7 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
             cmp = compare_reports(old, new, k=k)
         print_comparison(cmp, console)
         if fail_on_regression and cmp.regressions:
-            sys.exit(2)
+            sys.exit(EXIT_REGRESSION)
         return
 
     options = BenchOptions(
@@ -130,4 +150,4 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
         cmp = compare_reports(old, report, k=k)
         print_comparison(cmp, console)
         if fail_on_regression and cmp.regressions:
-            sys.exit(2)
+            sys.exit(EXIT_REGRESSION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command()
@@ -15,6 +16,7 @@ from edgecnn.cli.main import handle_errors
               help="Build for this DLA core (Jetson AGX Orin / Orin NX; TensorRT 10.x, or 11.4.1+ "
                    "on JetPack 7.2.2+). The batch is fixed at the plan's opt batch.")
 @handle_errors
+@quiet_libraries
 def build(bundle, precision, dla_core):
     """Build a strongly typed TensorRT engine from a bundle prepared with --target tensorrt."""
     from edgecnn.tensorrt.builder import build_bundle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command()
@@ -16,6 +17,7 @@ from edgecnn.cli.main import handle_errors
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @handle_errors
+@quiet_libraries
 def check(bundle, target, trt_version, precision, as_json):
     """Check a bundle's graphs on the CPU before touching a device."""
     import json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 def package_versions() -> dict[str, str | None]:
@@ -45,6 +46,7 @@ def cuda_check(machine) -> dict:
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 @handle_errors
+@quiet_libraries
 def doctor(as_json: bool) -> None:
     """Versions of Python, edgecnn and every backend library; the platform (GPU, CUDA, Jetson)."""
     import json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("eval")
@@ -24,6 +25,7 @@ from edgecnn.cli.main import handle_errors
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
+@quiet_libraries
 def eval_(model, data, weights, backend, precision, batch_size, samples, seed, threads, out,
           as_json, no_progress):
     """Accuracy of MODEL (a bundle folder, a checkpoint .pt, or a zoo name with --weights)."""
@@ -37,6 +39,9 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
     from edgecnn.bench.confusion import confusion_table, save_confusion_png
     from edgecnn.data.datasets import load_dataset
 
+    from edgecnn.bundle import check_output_folder
+
+    check_output_folder(out, "--out", "output folder")  # before the (long) evaluation
     console = Console()
     dataset = load_dataset(data).subset(samples, seed)
     predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,

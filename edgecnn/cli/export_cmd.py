@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 def _batch(ctx, param, value):
@@ -13,7 +17,9 @@ def _batch(ctx, param, value):
     try:
         lo, opt, hi = (int(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter("use MIN,OPT,MAX, e.g. 1,8,32") from None
+        raise click.BadParameter(f"{value!r}: use MIN,OPT,MAX, e.g. 1,8,32") from None
+    if not 1 <= lo <= opt <= hi:
+        raise click.BadParameter(f"{value!r}: needs 1 <= MIN <= OPT <= MAX, e.g. 1,8,32")
     return lo, opt, hi
 
 
@@ -51,12 +57,12 @@ def _batch(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary table.")
 @handle_errors
+@quiet_libraries
 def export(model, target, precision, weights, input_size, num_classes, out, calib, calib_samples,
            calib_method, max_accuracy_drop, eval_, layout, int8_io, trt_version, batch,
            workspace_mb, threads, parity_samples, seed, quiet):
     """Export MODEL (zoo name, checkpoint, package.module:callable or .pt2) into a bundle."""
     from contextlib import nullcontext
-    from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
@@ -81,6 +87,7 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
         if not quiet:
             err.print(msg, markup=False, highlight=False)
 
+    started = time.time()
     with err.status("exporting...", spinner="dots") if not quiet else nullcontext():
         result = run_export(model, options, log=log)
     table = Table(title=f"bundle {result.bundle}")
@@ -89,3 +96,41 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
     for a in result.artifacts:
         table.add_row(a.file, a.backend, a.precision, human_size(a.size_bytes), parity_cell(a.details))
     Console().print(table)
+    # plain click.echo: these lines are copied by the user, so they are never wrapped
+    files = written_files(Path(result.bundle), started)
+    click.echo(f"wrote {len(files)} file(s) in {result.bundle}: {', '.join(files)}")
+    for command in device_build_commands(Path(result.bundle), files):
+        click.echo("build the engine on the device: copy the bundle folder there, then run:")
+        click.echo(command)
+
+
+def written_files(bundle, since: float) -> list[str]:
+    """Files of ``bundle`` this export wrote: the writer carries an earlier export's files over
+    as hard links or copies that keep their modification time, so new ones are those changed
+    since the export began (manifest.json last)."""
+    from edgecnn.manifest import MANIFEST_NAME
+
+    names = sorted((f for f in bundle.iterdir() if f.is_file() and f.stat().st_mtime >= since),
+                   key=lambda f: (f.name == MANIFEST_NAME, f.name != "model.onnx",
+                                  f.name == "build_plan.json", f.name))
+    return [f.name for f in names]
+
+
+def device_build_commands(bundle, files: list[str]) -> list[str]:
+    """``edgecnn build`` for each TensorRT plan this export prepared but could not build here;
+    the bundle as a relative path (inside this folder: from here, else the folder's name, as a
+    copy to the device's working folder would have it)."""
+    import os
+
+    from edgecnn.bundle import Bundle
+    from edgecnn.tensorrt.plan import BUILD_PLAN, read_plans
+
+    if BUILD_PLAN not in files:
+        return []
+    plans = read_plans(bundle / BUILD_PLAN)
+    built = {a.precision for a in Bundle.open(bundle).manifest.artifacts
+             if a.backend == "tensorrt"}
+    rel = os.path.relpath(bundle)
+    where = rel if not rel.startswith("..") else bundle.resolve().name
+    return [f"edgecnn build {where} --precision {p}"
+            for p, plan in sorted(plans.items()) if plan.trt_onnx in files and p not in built]

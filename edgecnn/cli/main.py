@@ -41,6 +41,12 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
 
+# exit statuses (documented in the group's help and the README)
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # click's own
+EXIT_REGRESSION = 3  # bench --fail-on-regression found a regression
+
+
 def handle_errors(fn):
     """Turn edgecnn errors into one clean line on stderr and exit status 1."""
 
@@ -61,11 +67,25 @@ def handle_errors(fn):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgecnn")
-def cli():
-    """edgecnn: export PyTorch CNNs to ONNX, TensorRT and LiteRT; quantize; run; benchmark."""
+@click.option("--verbose", is_flag=True,
+              help="Show native library logs (LiteRT, TensorFlow) too; same as EDGECNN_VERBOSE=1.")
+def cli(verbose):
+    """edgecnn: export PyTorch CNNs to ONNX, TensorRT and LiteRT; quantize; run; benchmark.
+
+    Exit status: 0 success; 1 the command failed (a missing file, bad data, an export or
+    check that failed); 2 a usage error (unknown option, malformed or out-of-range value);
+    3 'bench --fail-on-regression' found a regression; 130 interrupted.
+    """
+    if verbose:
+        import os
+
+        os.environ["EDGECNN_VERBOSE"] = "1"
 
 
 def main() -> None:
+    from edgecnn.cli.native_logs import hide_native_logs_at_exit
+
+    hide_native_logs_at_exit()
     cli(prog_name="edgecnn")
 
 

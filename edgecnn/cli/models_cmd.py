@@ -14,11 +14,13 @@ from pathlib import Path
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("models")
 @click.option("--no-cache", is_flag=True, help="Recount parameters and MACs instead of using the cache.")
 @handle_errors
+@quiet_libraries
 def models(no_cache: bool) -> None:
     """List the model zoo with parameter and MAC counts at the reference input size."""
     from rich.console import Console

@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("targets")
 @handle_errors
+@quiet_libraries
 def targets() -> None:
     """List device profiles usable as --target (plus the plain backends onnx, tflite, tensorrt)."""
     from rich.console import Console

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("train")
@@ -30,6 +31,7 @@ from edgecnn.cli.main import handle_errors
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines only (for log files).")
 @handle_errors
+@quiet_libraries
 def train(model, no_progress, **options):
     """Train MODEL (a zoo name) and write OUT/best.pt, OUT/last.pt and OUT/history.json."""
     from edgecnn.train import TrainConfig

@@ -439,6 +439,7 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
         if path is None:
             raise BundleError(f"{b.path} has neither {candidates[0]} nor {candidates[1]}; export that "
                               f"precision first")
+        _verify_checked_file(b, path, plan)
         if trt_version:
             versions = [trt_version]
         elif plan:
@@ -450,3 +451,28 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
         for v in versions:
             reports.append(preflight(path, v, prec, batch, chw))
     return reports
+
+
+def _verify_checked_file(b, path: Path, plan) -> None:
+    """The file ``check --target tensorrt`` reads must be the one the bundle records: a manifest
+    artifact by its sha256, a prepared .trt.onnx by build_plan.json (itself checked against the
+    manifest's record), as plain ``check`` and ``edgecnn build`` do."""
+    from edgecnn.bundle import sha256_file
+    from edgecnn.errors import ChecksumError
+    from edgecnn.tensorrt.plan import BUILD_PLAN, PREPARED_KEY
+
+    for a in b.manifest.artifacts:
+        if a.file == path.name:
+            b.artifact_path(a, verify=True)  # ChecksumError on a changed file
+            return
+    record = b.manifest.source.get(PREPARED_KEY) or {}
+    if record and sha256_file(b.path / BUILD_PLAN) != record.get("build_plan_sha256"):
+        raise ChecksumError(f"{BUILD_PLAN} does not match the manifest's checksum: it was changed "
+                            f"or damaged in transfer; copy the bundle again or re-export it")
+    if plan is None or plan.trt_onnx != path.name:
+        raise ChecksumError(f"{path.name} is recorded neither in the manifest nor in {BUILD_PLAN}, "
+                            f"so it cannot be checked against a checksum; re-export the bundle "
+                            f"with --target tensorrt")
+    if sha256_file(path) != plan.source_onnx_sha256:
+        raise ChecksumError(f"{path.name} does not match its checksum in {BUILD_PLAN}: the file was "
+                            f"changed or damaged in transfer; copy the bundle again or re-export it")

@@ -8,7 +8,13 @@ parsing, the runtime loader, ``doctor`` and the versions recorded in manifests a
 all read this table; adding a backend is one entry here plus its export module.
 
 Artifact files are keyed by (precision, variant). The variant says what an artifact is shaped
-for when a backend has two graphs of one precision; today every backend has one ("").
+for when a backend has two graphs of one precision: ONNX Runtime's int8 has a "cpu" graph (for
+ONNX Runtime's integer CPU kernels) and a "tensorrt" graph (TensorRT's Q/DQ rules; on a CPU only
+an accuracy proxy). Every other (backend, precision) has one artifact, variant "". An artifact
+records its variant in ``details["shaped_for"]`` (older runtimes keep reading it); one without
+(a bundle from before the CPU graph existed) is the ``unlabelled`` variant of its precision.
+In names the first variant of a precision is plain ("onnx:int8", "onnxruntime:int8") and the
+others carry a suffix ("onnx:int8-trt").
 
 This module sits at the bottom of the import graph (beside manifest.py): the device runtime
 reads it, so it imports nothing of edgecnn but ``errors``.
@@ -17,11 +23,14 @@ reads it, so it imports nothing of edgecnn but ``errors``.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgecnn.errors import UnknownTargetError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+# variant <-> the short suffix names use ("int8-trt"); either is accepted after the dash
+VARIANT_SUFFIX = {"cpu": "cpu", "tensorrt": "trt"}
+VARIANT_TITLE = {"cpu": "CPU graph", "tensorrt": "TensorRT graph (accuracy proxy on a CPU)"}
 
 
 @dataclass(frozen=True)
@@ -53,18 +62,61 @@ class BackendEntry:
     needs_gpu: bool = False  # artifacts run only on an NVIDIA GPU
     prepared_files: tuple[str, ...] = ()  # plain bundle files (not artifacts) the export writes
     default_layout: str | None = None  # the input layout a generic --target gets
+    # precision -> its variants, the preferred one first (what a plain name and a plain
+    # runtime.load(precision=...) pick when the bundle has both); absent: one artifact, ""
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # precision -> the variant of an artifact without details["shaped_for"] (older bundles) and
+    # the file a blank variant names (what builders that predate variants read)
+    unlabelled: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((self.name, self.short, *self.aliases)))
 
     def artifact_file(self, precision: str, variant: str = "") -> str:
+        """The bundle file of (precision, variant); a blank variant of a precision with
+        variants names the ``unlabelled`` one (model.int8.onnx: the TensorRT graph)."""
+        if not variant and (precision, "") not in self.files:
+            variant = self.unlabelled.get(precision, "")
         try:
             return self.files[(precision, variant)]
         except KeyError:
             what = f"{precision}" + (f" ({variant})" if variant else "")
             raise UnknownTargetError(f"{self.short} has no {what} artifact; it has "
-                                     f"{', '.join(self.precisions)}") from None
+                                     f"{', '.join(self.precision_names())}") from None
+
+    def variants_of(self, precision: str) -> tuple[str, ...]:
+        """The variants of ``precision``, preferred first; ("",) when it has one artifact."""
+        return self.variants.get(precision, ("",))
+
+    def preferred_variant(self, precision: str) -> str:
+        return self.variants_of(precision)[0]
+
+    def resolve_variant(self, precision: str, variant: str | None) -> str:
+        """A user's variant ('trt', 'tensorrt', 'cpu', '' or None = the preferred one) -> the
+        canonical variant; UnknownTargetError for one this precision lacks."""
+        have = self.variants_of(precision)
+        if not variant:
+            return have[0]
+        v = variant.lower()
+        v = next((k for k, short in VARIANT_SUFFIX.items() if v in (k, short)), v)
+        if v not in have:
+            names = ", ".join(self.precision_name(precision, h) for h in have)
+            raise UnknownTargetError(f"{self.short} has no {precision}-{variant} artifact "
+                                     f"(its {precision} artifacts: {names})")
+        return v
+
+    def precision_name(self, precision: str, variant: str = "") -> str:
+        """'int8' for the preferred variant (or a precision without variants), 'int8-trt' for
+        another one."""
+        if not variant or variant == self.preferred_variant(precision):
+            return precision
+        return f"{precision}-{VARIANT_SUFFIX.get(variant, variant)}"
+
+    def precision_names(self) -> tuple[str, ...]:
+        """Every 'precision[-variant]' this backend has: fp32, fp16, int8, int8-trt."""
+        return tuple(self.precision_name(p, v) for p in self.precisions
+                     for v in self.variants_of(p))
 
     @property
     def libraries(self) -> tuple[Library, ...]:
@@ -82,9 +134,10 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry(
         name="onnxruntime", short="onnx", aliases=("ort",), precisions=PRECISIONS,
         files={("fp32", ""): "model.onnx", ("fp16", ""): "model.fp16.onnx",
-               ("int8", ""): "model.int8.onnx"},
+               ("int8", "cpu"): "model.int8.cpu.onnx", ("int8", "tensorrt"): "model.int8.onnx"},
         export_module="edgecnn.backends.onnxruntime",
-        session="edgecnn.runtime.ort:OrtSession", runtime=_ORT),
+        session="edgecnn.runtime.ort:OrtSession", runtime=_ORT,
+        variants={"int8": ("cpu", "tensorrt")}, unlabelled={"int8": "tensorrt"}),
     BackendEntry(
         name="tflite", short="tflite", aliases=("litert",), precisions=PRECISIONS,
         files={(p, ""): f"model.{p}.tflite" for p in PRECISIONS},
@@ -160,6 +213,12 @@ def artifact_file(backend: str, precision: str, variant: str = "") -> str:
     return entry(backend).artifact_file(precision, variant)
 
 
+def split_precision(text: str) -> tuple[str, str | None]:
+    """'int8-trt' -> ('int8', 'trt'); 'int8' -> ('int8', None). Not validated here."""
+    precision, dash, variant = text.partition("-")
+    return precision, (variant if dash else None)
+
+
 def register(new: BackendEntry) -> None:
     """Add a backend at run time (plug-ins and tests); its names must be new."""
     taken = set(_alias_table())
@@ -173,6 +232,6 @@ def unregister(name: str) -> None:
     BACKENDS.pop(name, None)
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "BackendEntry", "Library", "artifact_file", "backend_names",
-           "canonical", "entry", "is_backend_name", "packages", "register",
-           "unregister"]
+__all__ = ["BACKENDS", "PRECISIONS", "VARIANT_SUFFIX", "VARIANT_TITLE", "BackendEntry", "Library",
+           "artifact_file", "backend_names", "canonical", "entry", "is_backend_name", "packages",
+           "register", "split_precision", "unregister"]

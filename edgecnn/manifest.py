@@ -156,9 +156,29 @@ class Artifact:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def variant(self) -> str:
+        """What the artifact is shaped for when its precision has several graphs ("cpu" |
+        "tensorrt" for ONNX Runtime int8), else "". Read from ``details["shaped_for"]``; an
+        artifact without it (older bundles) is the catalogue's unlabelled variant."""
+        e = catalog.BACKENDS.get(self.backend)
+        if e is None or len(e.variants_of(self.precision)) < 2:
+            return ""
+        shaped = self.details.get("shaped_for")
+        if isinstance(shaped, str) and shaped in e.variants_of(self.precision):
+            return shaped
+        return e.unlabelled.get(self.precision, e.preferred_variant(self.precision))
+
+    @property
+    def precision_name(self) -> str:
+        """'int8' for the preferred variant, 'int8-trt' for the TensorRT-shaped ONNX graph."""
+        e = catalog.BACKENDS.get(self.backend)
+        return e.precision_name(self.precision, self.variant) if e else self.precision
+
+    @property
     def key(self) -> str:
-        """Short name used on the command line, e.g. 'onnxruntime:int8'."""
-        return f"{self.backend}:{self.precision}"
+        """Short name used on the command line, e.g. 'onnxruntime:int8' (the CPU graph) or
+        'onnxruntime:int8-trt' (the TensorRT-shaped graph)."""
+        return f"{self.backend}:{self.precision_name}"
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> "Artifact":
@@ -202,18 +222,42 @@ class Manifest:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def find(self, backend: str | None = None, precision: str | None = None) -> Artifact:
-        """The first artifact matching backend and precision (fp32 preferred when unset)."""
-        from edgecnn.errors import BundleError
+    def find(self, backend: str | None = None, precision: str | None = None,
+             variant: str | None = None) -> Artifact:
+        """The artifact matching backend, precision and variant (fp32 preferred when the
+        precision is unset). ``precision`` may carry the variant ('int8-trt'); without one, the
+        preferred variant when the bundle has it (the CPU int8 graph), else any (an older
+        bundle's model.int8.onnx, the TensorRT-shaped graph, as before)."""
+        from edgecnn.errors import BundleError, UnknownTargetError
 
+        if precision is not None:
+            precision, suffix = catalog.split_precision(precision)
+            variant = variant or suffix
         hits = [a for a in self.artifacts
                 if (backend is None or a.backend == backend)
                 and (precision is None or a.precision == precision)]
-        if precision is None:
-            hits.sort(key=lambda a: PRECISIONS.index(a.precision))
+        if variant:
+            kept, why = [], None
+            for a in hits:
+                try:
+                    if a.variant == catalog.BACKENDS[a.backend].resolve_variant(a.precision,
+                                                                                variant):
+                        kept.append(a)
+                except UnknownTargetError as exc:  # this backend has no such variant
+                    why = why or str(exc)
+            if not kept and why is not None:
+                raise BundleError(why)
+            hits = kept
+
+        def rank(a: Artifact) -> tuple[int, int]:
+            order = catalog.BACKENDS[a.backend].variants_of(a.precision)
+            return (PRECISIONS.index(a.precision) if precision is None else 0,
+                    order.index(a.variant) if a.variant in order else len(order))
+
+        hits.sort(key=rank)
         if not hits:
             have = ", ".join(a.key for a in self.artifacts) or "none"
-            want = f"{backend or '*'}:{precision or '*'}"
+            want = f"{backend or '*'}:{precision or '*'}" + (f"-{variant}" if variant else "")
             raise BundleError(f"bundle has no artifact {want} (it has: {have}); "
                               f"run 'edgecnn export' with that target and precision")
         return hits[0]

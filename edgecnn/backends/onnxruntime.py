@@ -4,11 +4,21 @@ fp32 is the staged model.onnx (nothing more to build). fp16 and int8 are made he
 transforms in :mod:`edgecnn.quantize` (path in, path out) and written into the bundle:
 
 - fp16: ``convert_fp16`` -> parity vs model.onnx (gated on cosine) -> artifact;
-- int8: calibration set -> ranges (cached in the bundle) -> Q/DQ graph -> accuracy budget
-  (``--max-accuracy-drop``) -> TensorRT's Q/DQ rule check -> parity, latency and
-  quantization_report.json -> artifact.
+- int8: one calibration set -> one set of ranges (cached in the bundle, covering every tensor
+  either graph quantizes) -> two Q/DQ graphs, each -> accuracy budget (``--max-accuracy-drop``)
+  -> parity gate vs model.onnx -> latency and a quantization report -> artifact:
 
-The TensorRT backend builds its engines from these graphs through :func:`ensure_onnx`.
+  * ``model.int8.cpu.onnx`` (variant "cpu", :data:`~edgecnn.quantize.int8.CPU_QDQ`): uint8
+    asymmetric activations, int8 per-channel weights, int32 bias, Q/DQ around Add/pools too, so
+    ONNX Runtime's CPU kernels run it in integer arithmetic. What ``--target onnx``, the
+    x86-cpu profile, ``onnx:int8`` and ``runtime.load(precision="int8")`` get.
+  * ``model.int8.onnx`` (variant "tensorrt", :data:`~edgecnn.quantize.int8.TENSORRT_QDQ`,
+    unchanged; TensorRT's Q/DQ rules checked): what TensorRT builds from; on a CPU only an
+    accuracy proxy (``onnx:int8-trt``).
+
+  Each artifact records its variant in ``details["shaped_for"]``. ``--target onnx --precision
+  int8`` writes both (the TensorRT one is skipped with a warning if it cannot be made);
+  the TensorRT backend asks :func:`ensure_onnx` for the TensorRT one only.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ import numpy as np
 
 from edgecnn import catalog
 from edgecnn.backends.registry import Backend, ExportContext, register_backend
-from edgecnn.errors import ExportError, MissingDependencyError, ParityError
+from edgecnn.errors import (EdgeCNNError, ExportError, MissingDependencyError, ParityError,
+                            first_line)
+from edgecnn.export.parity import TOLERANCES, ParityTolerance
 from edgecnn.manifest import Artifact
 from edgecnn.options import ExportOptions
 
@@ -42,19 +54,31 @@ class OnnxRuntimeBackend(Backend):
             options.quantize.check()
 
     def export(self, ctx: ExportContext) -> list[Artifact]:
-        return [ensure_onnx(ctx, ctx.precision)]
+        if ctx.precision != "int8":
+            return [ensure_onnx(ctx, ctx.precision)]
+        out = [ensure_onnx(ctx, "int8", "cpu")]
+        try:  # the TensorRT-shaped graph from the same ranges: the accuracy proxy, optional here
+            out.append(ensure_onnx(ctx, "int8", "tensorrt"))
+        except EdgeCNNError as exc:
+            ctx.log(f"warning: no TensorRT-shaped int8 graph ({first_line(exc)}); the CPU graph "
+                    f"{out[0].file} is complete")
+        return out
 
 
-def ensure_onnx(ctx: ExportContext, precision: str) -> Artifact:
+def ensure_onnx(ctx: ExportContext, precision: str, variant: str | None = None) -> Artifact:
     """The ONNX artifact of ``precision`` in the bundle being written: the one this export
-    already staged, else made now (and added to ``ctx.artifacts``)."""
-    file = catalog.artifact_file("onnxruntime", precision)
+    already staged, else made now (and added to ``ctx.artifacts``). For int8, ``variant``
+    picks the graph: "tensorrt" (the default: what the TensorRT backend builds from,
+    model.int8.onnx) or "cpu" (model.int8.cpu.onnx)."""
+    entry = catalog.entry("onnxruntime")
+    variant = entry.resolve_variant(precision, variant or entry.unlabelled.get(precision))
+    file = catalog.artifact_file("onnxruntime", precision, variant)
     staged = ctx.staged(file)
     if staged is not None:
         return staged
     if precision == "fp32":
         raise ExportError("model.onnx must be staged before any other artifact")
-    artifact = _export_fp16(ctx) if precision == "fp16" else _export_int8(ctx)
+    artifact = _export_fp16(ctx) if precision == "fp16" else _export_int8(ctx, variant)
     ctx.artifacts.append(artifact)
     return artifact
 
@@ -104,47 +128,162 @@ def _export_fp16(ctx: ExportContext) -> Artifact:
 
 
 # -- int8 -------------------------------------------------------------------------------------
-def _export_int8(ctx: ExportContext) -> Artifact:
-    from edgecnn.export.parity import compare_outputs
-    from edgecnn.quantize.budget import enforce_budget, load_eval
+# both graphs' parity gate vs model.onnx on the calibration samples: direction of the logits
+# (cosine) and the predicted class (top-1 agreement); the accuracy budget is the finer gate
+INT8_PARITY = ParityTolerance(max_abs_rel=math.inf, min_cosine=TOLERANCES["int8"].min_cosine,
+                              min_top1=0.5)
+
+
+def report_file(variant: str) -> str:
+    """quantization_report.json (the TensorRT graph's, as before) or quantization_report.cpu.json."""
+    from edgecnn.quantize.report import REPORT_FILE
+
+    return REPORT_FILE if variant == "tensorrt" else REPORT_FILE.replace(".json", f".{variant}.json")
+
+
+def _int8_inputs(ctx: ExportContext):
+    """The calibration set and ranges both graphs share: loaded and calibrated once per export
+    (kept on the context), read from the bundle's cache when it covers every tensor either
+    graph quantizes."""
+    cached = getattr(ctx, "_edgecnn_int8_inputs", None)
+    if cached is not None:
+        return cached
+    import onnx
+
     from edgecnn.quantize.cache import cache_name, cached_ranges
     from edgecnn.quantize.calibration import load_calibration
-    from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
-    from edgecnn.quantize.qdq_check import check_qdq
-    from edgecnn.quantize.ranges import check_method
-    from edgecnn.quantize.report import REPORT_FILE, QuantReport, median_latency_ms
-    from edgecnn.runtime.ort import fixed_batch, inference_session, run_batched
+    from edgecnn.quantize.int8 import SCHEMES
+    from edgecnn.quantize.ranges import check_method, scheme_tensors
 
-    q, log, threads = ctx.options.quantize, ctx.log, ctx.options.threads
+    q, log = ctx.options.quantize, ctx.log
     q.check()
     method = check_method(q.calib_method)
-    file = catalog.artifact_file("onnxruntime", "int8")
     calib = load_calibration(q.calib, ctx.model.preprocess, ctx.model.input_size,
                              samples=q.calib_samples, seed=q.seed)
     log(f"calibration set: {calib.count} samples from {calib.spec} (sha256 {calib.sha256[:12]})")
     fp32 = Path(ctx.fp32_onnx)
+    tensors = scheme_tensors(onnx.load(str(fp32), load_external_data=False),
+                             [s.tensors for s in SCHEMES.values()])
     ranges, cache_state = cached_ranges(
         fp32, calib, method, ctx.model.preprocess, ctx.writer.read_path(cache_name(method)),
-        lambda: ctx.writer.path_for(cache_name(method)), threads=threads, log=log)
+        lambda: ctx.writer.path_for(cache_name(method)), threads=ctx.options.threads, log=log,
+        tensors=tensors)
+    ctx._edgecnn_int8_inputs = (method, calib, ranges, cache_state)  # type: ignore[attr-defined]
+    return ctx._edgecnn_int8_inputs  # type: ignore[attr-defined]
+
+
+def _cpu_gate(ctx: ExportContext, parity, ranges, sample: np.ndarray, ref_out: np.ndarray
+              ) -> tuple[list[str], dict | None]:
+    """The CPU graph's parity gate: (failures, reference). It passes with cosine >= 0.95 and
+    top-1 agreement >= 0.5 vs model.onnx on the calibration samples; a model where even the
+    TensorRT-shaped graph cannot reach that (random weights, fragile nets) passes when the CPU
+    graph is as faithful as that graph, from the same ranges on the same samples (cosine within
+    0.01, top-1 agreement within 0.05): the CPU graph never ships less faithful than the INT8
+    graph edgecnn made before it. ``reference`` is that graph's figures when they were used."""
+    bad = parity.failures(INT8_PARITY)
+    if not bad:
+        return [], None
+    ref = getattr(ctx, "_edgecnn_trt_parity", None)
+    if ref is None:
+        import tempfile
+
+        from edgecnn.export.parity import compare_outputs
+        from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
+        from edgecnn.runtime.ort import inference_session, run_batched
+
+        with tempfile.TemporaryDirectory(prefix="edgecnn-trt-ref-") as tmp:
+            path = Path(tmp) / "trt.onnx"
+            quantize_onnx(ctx.fp32_onnx, path, ranges, scheme=TENSORRT_QDQ)
+            rep = compare_outputs(ref_out, run_batched(
+                inference_session(path, ctx.options.threads), sample))
+        ref = {"graph": "tensorrt", "cosine": rep.cosine, "top1_agreement": rep.top1_agreement}
+        ctx._edgecnn_trt_parity = ref  # type: ignore[attr-defined]
+    worse = []
+    if not parity.cosine >= ref["cosine"] - 0.01:
+        worse.append(f"cosine {parity.cosine:.4f} (the TensorRT-shaped graph: {ref['cosine']:.4f})")
+    if not parity.top1_agreement >= ref["top1_agreement"] - 0.05:
+        worse.append(f"top-1 agreement {parity.top1_agreement:.3f} (the TensorRT-shaped graph: "
+                     f"{ref['top1_agreement']:.3f})")
+    return (bad + worse if worse else []), ref
+
+
+def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
+    from edgecnn.export.parity import compare_outputs
+    from edgecnn.quantize.budget import enforce_budget, load_eval
+    from edgecnn.quantize.cache import cache_name
+    from edgecnn.quantize.int8 import CPU_LADDER, SCHEMES, quantize_onnx
+    from edgecnn.quantize.qdq_check import check_qdq
+    from edgecnn.quantize.report import QuantReport, median_latency_ms
+    from edgecnn.runtime.ort import fixed_batch, inference_session, run_batched
+
+    q, log, threads = ctx.options.quantize, ctx.log, ctx.options.threads
+    scheme = SCHEMES[variant]
+    file = catalog.artifact_file("onnxruntime", "int8", variant)
+    method, calib, ranges, cache_state = _int8_inputs(ctx)
+    fp32 = Path(ctx.fp32_onnx)
 
     out = ctx.writer.path_for(file)
-    quantize_onnx(fp32, out, ranges, scheme=TENSORRT_QDQ)
-    budget = None
+    ev = None
     if q.max_accuracy_drop is not None:
-        ev = load_eval(q.eval, ctx.model.preprocess, ctx.model.input_size)
-        budget = enforce_budget(fp32, out, ranges, ev, q.max_accuracy_drop, log=log)
-        if budget.excluded:
-            log(f"budget met: {len(budget.excluded)} layers left in float "
-                f"({', '.join(budget.excluded)}), drop {budget.drop:.2f} pt")
-
-    violations = check_qdq(out)
-    if violations:
-        raise ExportError(f"{file} breaks {len(violations)} TensorRT Q/DQ rules, e.g. "
-                          f"{violations[0]}; please report the model")
-
-    ref_sess, q_sess = inference_session(fp32, threads), inference_session(out, threads)
+        ev = getattr(ctx, "_edgecnn_int8_eval", None)
+        if ev is None:
+            ev = load_eval(q.eval, ctx.model.preprocess, ctx.model.input_size)
+            ctx._edgecnn_int8_eval = ev  # type: ignore[attr-defined]
+    ref_sess = inference_session(fp32, threads)
     sample = calib.data[:PARITY_SAMPLES]
-    parity = compare_outputs(run_batched(ref_sess, sample), run_batched(q_sess, sample))
+    ref_out = run_batched(ref_sess, sample)
+    # the CPU graph: the fastest shape first; where it fails the parity gate, shapes that
+    # quantize less (the merges, then everything but Conv/Gemm/MatMul left in float). With an
+    # accuracy budget the budget is the gate (it leaves layers in float instead).
+    ladder = [scheme] if variant == "tensorrt" or ev is not None else list(CPU_LADDER)
+    for i, sch in enumerate(ladder):
+        quantize_onnx(fp32, out, ranges, scheme=sch)
+        budget = None
+        if ev is not None:
+            log(f"accuracy budget on {file} ({variant} graph)")
+            budget = enforce_budget(fp32, out, ranges, ev, q.max_accuracy_drop, log=log,
+                                    scheme=sch)
+            if budget.excluded:
+                log(f"budget met: {len(budget.excluded)} layers left in float "
+                    f"({', '.join(budget.excluded)}), drop {budget.drop:.2f} pt")
+        q_sess = inference_session(out, threads)
+        parity = compare_outputs(ref_out, run_batched(q_sess, sample))
+        if variant == "tensorrt" or budget is not None:
+            break
+        bad, reference = _cpu_gate(ctx, parity, ranges, sample, ref_out)
+        if not bad:
+            break
+        if i + 1 == len(ladder):
+            raise ParityError(
+                f"{file} ({variant} int8 graph) disagrees with model.onnx: {'; '.join(bad)} over "
+                f"{parity.samples} calibration samples, even with {sch.name} ("
+                f"{sch.describe()}); try --calib-method entropy or percentile, more "
+                f"--calib-samples, or --max-accuracy-drop with --eval to leave sensitive "
+                f"layers in float")
+        log(f"{file}: {sch.name} ({sch.describe()}) fails the parity gate ({'; '.join(bad)}); "
+            f"trying {ladder[i + 1].name} ({ladder[i + 1].describe()})")
+    scheme = sch
+
+    qdq_state = "not applicable (CPU graph)"
+    if variant == "tensorrt":
+        violations = check_qdq(out)
+        if violations:
+            raise ExportError(f"{file} breaks {len(violations)} TensorRT Q/DQ rules, e.g. "
+                              f"{violations[0]}; please report the model")
+        qdq_state = "passed"
+
+    gate = INT8_PARITY
+    passed = parity.passed(gate)
+    parity.tolerance = {"max_abs_rel": None, "min_cosine": gate.min_cosine,
+                        "min_top1": gate.min_top1}
+    parity_details = dict(parity.to_dict(), passed=passed,
+                          gated=("accuracy budget" if budget is not None
+                                 else "no (reported)" if variant == "tensorrt" else "parity"))
+    if variant != "tensorrt" and budget is None:
+        parity_details["passed"] = True
+        if reference is not None:  # passed as faithful as the TensorRT-shaped graph
+            parity_details["reference"] = reference
+            parity_details["gated"] = "parity vs the TensorRT-shaped graph"
     latency: dict[str, dict[str, float]] = {"fp32": {}, "int8": {}}
     fixed = fixed_batch(ref_sess)
     for b in ((fixed,) if fixed else (1, 8)):
@@ -152,27 +291,30 @@ def _export_int8(ctx: ExportContext) -> Artifact:
         latency["fp32"][str(b)] = round(median_latency_ms(ref_sess, x), 4)
         latency["int8"][str(b)] = round(median_latency_ms(q_sess, x), 4)
     report = QuantReport(
-        model=ctx.model.name, method=method, calibration=calib.describe(), cache=cache_state,
+        model=f"{ctx.model.name} {file}", method=method, calibration=calib.describe(),
+        cache=cache_state,
         size_bytes={"fp32": fp32.stat().st_size, "int8": out.stat().st_size},
         agreement=parity.top1_agreement, parity=parity.to_dict(), latency_ms=latency,
         accuracy=budget.to_dict() if budget else None,
         excluded_layers=budget.excluded if budget else [], qdq_violations=0)
-    ctx.writer.write_text(REPORT_FILE, report.to_json())
+    rep_file = report_file(variant)
+    ctx.writer.write_text(rep_file, report.to_json())
     try:
         report.print()
     except Exception:  # noqa: BLE001 - a console problem must not fail the export
         pass
 
     details = {
+        "shaped_for": variant, "scheme": scheme.name,
         "method": method, "calibration": calib.describe(), "calibration_cache": cache_name(method),
-        "cache": cache_state, "quantization": TENSORRT_QDQ.to_dict(), "parity": parity.to_dict(),
+        "cache": cache_state, "quantization": scheme.to_dict(), "parity": parity_details,
         "excluded_layers": budget.excluded if budget else [],
         "accuracy_drop": budget.drop if budget else None,
         "max_accuracy_drop": q.max_accuracy_drop,
         "accuracy": ({k: getattr(budget, k) for k in ("metric", "fp32", "int8", "drop_plain",
                                                       "eval_spec", "eval_samples")}
                      if budget else None),
-        "qdq_check": "passed", "report": REPORT_FILE, "source": fp32.name,
+        "qdq_check": qdq_state, "report": rep_file, "source": fp32.name,
     }
     inputs, outputs = _io_specs(ctx)
     return ctx.writer.add_artifact(file, backend="onnxruntime", precision="int8",

@@ -25,13 +25,20 @@ def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] 
         return failed
     if plan.loaded is None:
         for t in todo:
-            plan.skipped[t] = (f"bundle has no {t.backend}:{t.precision} artifact; build it with "
+            what = f" ({t.title})" if t.title else ""
+            plan.skipped[t] = (f"bundle has no {t.backend}:{t.spec} artifact{what}; build it with "
                                f"'edgecnn export MODEL --target {t.export_target} "
                                f"--precision {t.precision} --out {plan.bundle}'")
         return failed
     from edgecnn.pipeline import export
 
+    built: dict[tuple[str, str], BenchTarget] = {}
     for t in todo:
+        first = built.setdefault((t.backend, t.precision), t)
+        if first is not t:  # one export writes every variant of a precision (onnx int8)
+            if first in failed:
+                failed[t] = failed[first]
+            continue
         log(f"building {t.name} into {plan.bundle} ...")
         try:
             export(plan.loaded, export_options(plan, options, t), log=None)
@@ -44,7 +51,7 @@ def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] 
         plan.refresh()
     for t in todo:
         if t not in failed and not plan.has_artifact(t):
-            failed[t] = (f"the export finished but wrote no {t.backend}:{t.precision} artifact "
+            failed[t] = (f"the export finished but wrote no {t.backend}:{t.spec} artifact "
                          f"(on this machine the backend only prepares the build)")
     return failed
 
@@ -59,6 +66,7 @@ def verify_artifacts(plan: Plan, failed: dict[BenchTarget, str]) -> None:
             b = plan.opened
             if b is None:
                 raise BundleError(f"bundle folder {plan.bundle} has no manifest.json")
-            b.artifact_path(b.find(t.backend, t.precision), verify=True)
+            b.artifact_path(b.manifest.find(t.backend, t.precision, t.variant or None),
+                            verify=True)
         except EdgeCNNError as exc:
             failed[t] = str(exc)

@@ -123,7 +123,8 @@ def _make_jobs(plan: Plan, options: BenchOptions, runnable: list[BenchTarget],
 
 def _job(plan: Plan, options: BenchOptions, t: BenchTarget, batch: int, timing: TimingOptions,
          power: bool, data: str | None, measure_latency: bool = True) -> Job:
-    return Job(target=t.name, backend=t.backend, precision=t.precision, batch=batch,
+    # the worker loads by precision[-variant] ('int8-trt'): the artifact this target names
+    return Job(target=t.name, backend=t.backend, precision=t.spec, batch=batch,
                input_size=list(plan.input_size), timing=timing, threads=plan.threads,
                bundle=None if t.is_torch else str(plan.bundle),
                model=plan.torch_model if t.is_torch else None, preprocess=plan.preprocess,
@@ -134,6 +135,9 @@ def _job(plan: Plan, options: BenchOptions, t: BenchTarget, batch: int, timing: 
 def _aggregate(t: BenchTarget, batch: int, results: list[JobResult], plan: Plan) -> TargetResult:
     row = TargetResult(target=t.name, backend=t.backend, precision=t.precision, batch=batch,
                        threads=plan.threads, artifact=t.artifact_file)
+    if t.variant == "tensorrt" and t.backend != "tensorrt" and batch == min(plan.batches):
+        row.warnings.append(f"{t.artifact_file} is the TensorRT-shaped INT8 graph: TensorRT's "
+                            f"accuracy proxy, not the CPU artifact (that is onnx:int8)")
     failed = [r for r in results if r.status != "ok"]
     if failed:
         row.status, row.reason = "failed", failed[0].error

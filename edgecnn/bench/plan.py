@@ -91,8 +91,7 @@ class Plan:
     def has_artifact(self, t: BenchTarget) -> bool:
         if self.opened is None or self.stale:
             return False
-        return any(a.backend == t.backend and a.precision == t.precision
-                   for a in self.opened.manifest.artifacts)
+        return any(t.matches(a) for a in self.opened.manifest.artifacts)
 
     def fixed_batch(self, t: BenchTarget) -> int | None:
         """The artifact's batch when it is fixed (None: dynamic, or the torch target)."""
@@ -100,7 +99,7 @@ class Plan:
             return None
         from edgecnn.runtime.session import Session
 
-        a = self.opened.manifest.find(t.backend, t.precision)
+        a = self.opened.manifest.find(t.backend, t.precision, t.variant or None)
         n = Session.nchw_shape(a.inputs[0])[0]
         return None if n == -1 else n
 

@@ -40,7 +40,7 @@ def info(bundle: str, verify: bool, as_json: bool) -> None:
     for col in ("file", "backend", "precision", "size", "input", "sha256", "parity"):
         table.add_column(col, no_wrap=col in ("file", "backend", "precision", "size"))
     for a in m.artifacts:
-        table.add_row(a.file, a.backend, a.precision, human_size(a.size_bytes),
+        table.add_row(a.file, a.backend, a.precision_name, human_size(a.size_bytes),
                       "x".join("N" if s == -1 else str(s) for s in a.inputs[0].shape)
                       + (f" {a.inputs[0].layout}" if a.inputs[0].layout else ""),
                       a.sha256[:12], parity_cell(a.details))

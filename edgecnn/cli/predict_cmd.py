@@ -12,8 +12,9 @@ from edgecnn.cli.main import handle_errors
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--backend", type=click.Choice(["onnxruntime", "tflite", "tensorrt"]), default=None,
               help="Which artifact backend to run (default: the bundle's first fp32 artifact).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
-              help="Which artifact precision to run.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "int8-trt"]), default=None,
+              help="Which artifact precision to run (onnx int8: the CPU graph; int8-trt: the "
+                   "TensorRT-shaped graph).")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
 @handle_errors

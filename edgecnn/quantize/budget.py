@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 
 from edgecnn.errors import CalibrationError, DataError
-from edgecnn.quantize.int8 import quantizable_nodes, quantize_onnx
+from edgecnn.quantize.int8 import (TENSORRT_QDQ, QdqScheme, float_island, quantizable_nodes,
+                                   quantize_onnx)
 from edgecnn.quantize.ranges import ActivationRanges
 from edgecnn.runtime.ort import inference_session as ort_session
 from edgecnn.runtime.ort import run_batched as run_model
@@ -103,13 +104,14 @@ def sensitivity_samples(input_size_chw) -> int:
 
 def layer_sensitivity(fp32_path: Path, ranges: ActivationRanges, nodes: list[str],
                       data: np.ndarray, ref: np.ndarray, tmp: Path,
-                      progress: Callable[[], None] = lambda: None) -> dict[str, float]:
+                      progress: Callable[[], None] = lambda: None,
+                      scheme: QdqScheme = TENSORRT_QDQ) -> dict[str, float]:
     """Normalised logits MSE vs fp32 with only one layer quantized, per layer."""
     denom = float(np.mean(ref.astype(np.float64) ** 2)) or 1.0
     out: dict[str, float] = {}
     for i, node in enumerate(nodes):
         path = tmp / f"one_{i}.onnx"
-        quantize_onnx(fp32_path, path, ranges, nodes_to_quantize=[node])
+        quantize_onnx(fp32_path, path, ranges, nodes_to_quantize=[node], scheme=scheme)
         logits = run_model(ort_session(path), data)
         out[node] = float(np.mean((logits.astype(np.float64) - ref) ** 2) / denom)
         path.unlink()
@@ -178,8 +180,10 @@ def fewest_passing(limit: int, passes: Callable[[int], bool]) -> int | None:
 def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                    ranges: ActivationRanges, ev: EvalSet, budget: float,
                    max_float_layers: int | None = None, log: Callable[[str], None] = print,
-                   progress: bool = True) -> BudgetResult:
-    """Make ``int8_path`` meet ``budget`` (points of top-1); see the module doc."""
+                   progress: bool = True, scheme: QdqScheme = TENSORRT_QDQ) -> BudgetResult:
+    """Make ``int8_path`` (a ``scheme`` graph) meet ``budget`` (points of top-1); see the
+    module doc. The same search serves the TensorRT graph and the CPU graph: a layer left in
+    float is a Conv/Gemm/MatMul node excluded from ``scheme``'s quantization."""
     from edgecnn.progress import progress_bar
 
     if budget is None or not math.isfinite(budget) or budget < 0:
@@ -203,13 +207,15 @@ def enforce_budget(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     with tempfile.TemporaryDirectory(prefix="edgecnn-budget-") as tmpd:
         tmp = Path(tmpd)
         with progress_bar(progress, "layer sensitivity", len(nodes)) as advance:
-            sens = layer_sensitivity(fp32_path, ranges, nodes, small, ref[:len(small)], tmp, advance)
+            sens = layer_sensitivity(fp32_path, ranges, nodes, small, ref[:len(small)], tmp, advance,
+                                     scheme=scheme)
         res.sensitivity = dict(sorted(sens.items(), key=lambda kv: -kv[1]))
         order = list(res.sensitivity)
 
         def probe(k: int, early_exit: bool = True) -> Probe:
             cand = tmp / f"excl_{k}.onnx"
-            quantize_onnx(fp32_path, cand, ranges, nodes_to_exclude=order[:k])
+            quantize_onnx(fp32_path, cand, ranges, scheme=scheme,
+                          nodes_to_exclude=float_island(fp32_path, order[:k], scheme))
             p = score_until(ort_session(cand), ev, ref, fp32, budget if early_exit else None)
             p.excluded = k
             res.steps.append({"excluded": k, "layer": order[k - 1], metric: round(p.score, 4),

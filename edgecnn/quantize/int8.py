@@ -14,6 +14,7 @@ writes the result into the bundle.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import tempfile
@@ -29,7 +30,10 @@ from edgecnn.quantize.ranges import QUANT_OPS, ActivationRanges
 
 @dataclass(frozen=True)
 class QdqScheme:
-    """How ``quantize_static`` shapes a Q/DQ graph; recorded in the manifest as ``to_dict()``."""
+    """How ``quantize_static`` shapes a Q/DQ graph; recorded in the manifest as ``to_dict()``.
+
+    ``name`` is the variant the graph is shaped for (the catalogue's variant and the
+    artifact's ``details["shaped_for"]``): "tensorrt" or "cpu"."""
 
     name: str
     activation_type: str = "QInt8"
@@ -40,20 +44,64 @@ class QdqScheme:
     weight_symmetric: bool = True
     quantize_bias: bool = False
     unquantized_outputs: tuple[str, ...] = QUANT_OPS  # ops whose outputs get no Q/DQ
+    float_graph_outputs: bool = False  # drop a Q/DQ pair on a graph output (logits stay float)
 
     def extra_options(self) -> dict:
         return {"ActivationSymmetric": self.activation_symmetric,
                 "WeightSymmetric": self.weight_symmetric, "QuantizeBias": self.quantize_bias,
                 "OpTypesToExcludeOutputQuantization": list(self.unquantized_outputs)}
 
+    def describe(self) -> str:
+        """One line: what the graph quantizes."""
+        act = "uint8 asymmetric" if self.activation_type == "QUInt8" else (
+            "int8 symmetric" if self.activation_symmetric else "int8")
+        outs = "inputs only" if not self.output_ops else "inputs and outputs"
+        return f"{act} activations, Q/DQ on {outs} of {'/'.join(self.op_types)}"
+
+    @property
+    def output_ops(self) -> tuple[str, ...]:
+        """Op types whose outputs get Q/DQ too (their output ranges must be calibrated)."""
+        return tuple(o for o in self.op_types if o not in self.unquantized_outputs)
+
+    @property
+    def tensors(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(op_types, output_ops): what :func:`edgecnn.quantize.ranges.scheme_tensors` takes."""
+        return self.op_types, self.output_ops
+
     def to_dict(self) -> dict:
-        return {"quant_format": "QDQ", "per_channel": self.per_channel,
-                "activation_type": self.activation_type, "weight_type": self.weight_type,
-                "op_types_to_quantize": list(self.op_types), "extra_options": self.extra_options()}
+        d = {"quant_format": "QDQ", "per_channel": self.per_channel,
+             "activation_type": self.activation_type, "weight_type": self.weight_type,
+             "op_types_to_quantize": list(self.op_types), "extra_options": self.extra_options()}
+        if self.float_graph_outputs:
+            d["float_graph_outputs"] = True
+        return d
 
 
 # What TensorRT accepts (see the module doc).
 TENSORRT_QDQ = QdqScheme("tensorrt")
+
+# What ONNX Runtime's CPU kernels (MLAS) fuse into integer kernels on x86: uint8 asymmetric
+# activations (U8S8: MLAS's u8 x s8 GEMM, VNNI's vpdpbusd), int8 symmetric per-channel
+# weights, int32 bias, Q/DQ on the outputs too so QLinearConv / QLinearAdd / QLinearPool chain
+# in int8. Chosen by measurement: benchmarks/cpu_int8_schemes.py, results in benchmarks/results/.
+CPU_QDQ = QdqScheme(
+    "cpu", activation_type="QUInt8", weight_type="QInt8", per_channel=True,
+    op_types=("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool",
+              "GlobalAveragePool", "Concat", "Flatten", "Reshape"),
+    activation_symmetric=False, weight_symmetric=True, quantize_bias=True,
+    unquantized_outputs=(), float_graph_outputs=True)
+
+SCHEMES = {s.name: s for s in (CPU_QDQ, TENSORRT_QDQ)}
+
+# Where CPU_QDQ fails the parity gate (measured on random-weight zoo nets: a transformer's
+# residual Adds), the CPU graph falls back, in this order, to shapes that quantize less.
+_MERGE_OPS = ("Add", "Concat", "Mul", "Sub")
+CPU_LADDER = (
+    CPU_QDQ,
+    dataclasses.replace(CPU_QDQ, name="cpu-float-merges",
+                        op_types=tuple(o for o in CPU_QDQ.op_types if o not in _MERGE_OPS)),
+    dataclasses.replace(CPU_QDQ, name="cpu-weighted-only", op_types=QUANT_OPS),
+)
 
 
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -70,9 +118,9 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
             "this onnxruntime's quantize_static cannot take precomputed ranges "
             "(calibration_cache_path); install a newer one: pip install -U 'edgecnn[quantize]'")
     data = {}
-    for name, amax in ranges.amax.items():
-        a = np.float32(amax)
-        data[name] = TensorData(lowest=np.array(-a, np.float32), highest=np.array(a, np.float32))
+    for name in ranges.amax:
+        lo, hi = ranges.bounds(name, scheme.activation_symmetric)
+        data[name] = TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
     logger = _quiet_ort_logging()
     with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
         cache = Path(tmp) / "ranges.json"
@@ -93,7 +141,45 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
             raise ExportError(f"INT8 quantization of {Path(fp32_path).name} failed: {exc}") from exc
         finally:
             logger.setLevel(logger._edgecnn_level)  # type: ignore[attr-defined]
+        if scheme.float_graph_outputs:
+            _float_graph_outputs(tmp_out)
         os.replace(tmp_out, _fresh(Path(out_path)))
+
+
+def _float_graph_outputs(path: Path) -> None:
+    """Remove the QuantizeLinear -> DequantizeLinear pair in front of each graph output, so the
+    last layer writes float logits (ONNX Runtime then runs it as an integer kernel with a float
+    output) instead of logits rounded to 256 levels, where near ties would flip the top-1."""
+    onnx = require("onnx", "quantize", "quantize to INT8")
+    m = onnx.load(str(path))
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    readers: dict[str, int] = {}
+    for n in g.node:
+        for t in n.input:
+            readers[t] = readers.get(t, 0) + 1
+    outputs = {o.name for o in g.output}
+    drop = []
+    for name in outputs:
+        dq = producer.get(name)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or readers.get(q.output[0]) != 1:
+            continue
+        src = producer.get(q.input[0])
+        if src is None or readers.get(q.input[0]) != 1 or q.input[0] in outputs:
+            continue
+        src.output[list(src.output).index(q.input[0])] = name
+        drop += [q, dq]
+    if not drop:
+        return
+    for n in drop:
+        g.node.remove(n)
+    used = {t for n in g.node for t in n.input}
+    for init in [i for i in g.initializer if i.name not in used]:
+        g.initializer.remove(init)
+    onnx.save(m, str(path))
 
 
 def _fresh(path: Path) -> Path:
@@ -124,4 +210,48 @@ def quantizable_nodes(model_path: str | os.PathLike) -> list[str]:
     return [n.name for n in m.graph.node if n.op_type in QUANT_OPS]
 
 
-__all__ = ["TENSORRT_QDQ", "QdqScheme", "quantizable_nodes", "quantize_onnx"]
+_MERGES = ("Add", "Concat", "Mul", "Sub")
+
+
+def float_island(model_path: str | os.PathLike, layers: Sequence[str],
+                 scheme: QdqScheme) -> list[str]:
+    """The nodes to leave out of ``scheme``'s quantization so that ``layers`` (Conv / Gemm /
+    MatMul names) run in float with float tensors around them.
+
+    In the TensorRT graph that is the layers themselves (Q/DQ sits only on their inputs). The
+    CPU graph quantizes Add / Relu / pools / Flatten too, so a tensor a float layer reads or
+    writes would still be quantized by those neighbours: the island also takes every such
+    non-weighted node connected to the layers through tensors, up to the next weighted layers
+    (which keep their own Q/DQ) and the next merges (Add / Concat: left in float, not crossed,
+    so one float layer does not turn a residual trunk to float)."""
+    extra = set(scheme.op_types) - set(QUANT_OPS)
+    if not extra or not layers:
+        return list(layers)
+    onnx = require("onnx", "quantize", "quantize to INT8")
+    m = onnx.load(os.fspath(model_path), load_external_data=False)
+    readers: dict[str, list] = {}
+    writer: dict[str, object] = {}
+    for n in m.graph.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+        for t in n.output:
+            writer[t] = n
+    by_name = {n.name: n for n in m.graph.node}
+    island: dict[str, None] = dict.fromkeys(layers)
+    todo = [by_name[name] for name in layers if name in by_name]
+    seen_tensors: set[str] = set()
+    while todo:
+        node = todo.pop()
+        for t in (*node.input, *node.output):
+            if not t or t in seen_tensors:
+                continue
+            seen_tensors.add(t)
+            for nb in [writer.get(t), *readers.get(t, [])]:
+                if nb is not None and nb.op_type in extra and nb.name and nb.name not in island:
+                    island[nb.name] = None
+                    if nb.op_type not in _MERGES:
+                        todo.append(nb)
+    return list(island)
+
+
+__all__ = ["CPU_LADDER", "CPU_QDQ", "float_island", "SCHEMES", "TENSORRT_QDQ", "QdqScheme", "quantizable_nodes", "quantize_onnx"]

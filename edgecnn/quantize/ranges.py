@@ -13,7 +13,14 @@ graph output, batch by batch:
 - ``percentile`` takes the 99.99th percentile of |x|;
 - graph inputs always keep their observed absmax (minmax).
 
-The result is one symmetric threshold ``amax`` per tensor: scale = amax / 127, zero point 0.
+The result is one symmetric threshold ``amax`` per tensor (scale = amax / 127, zero point 0)
+plus the observed (min, max). An asymmetric format (the CPU graph's uint8 activations) takes
+:meth:`ActivationRanges.bounds`: the observed (min, max) clipped to [-amax, amax], so entropy
+and percentile clip the same outliers on either side and a ReLU output stays [0, hi].
+
+Which tensors: each Q/DQ scheme names the op types whose inputs it quantizes and those whose
+outputs it quantizes too; :func:`scheme_tensors` is the union over the schemes to be built, so
+one calibration pass (and one cached file) serves the TensorRT graph and the CPU graph.
 """
 
 from __future__ import annotations
@@ -47,6 +54,18 @@ class ActivationRanges:
     amax: dict[str, float]
     stats: dict[str, tuple[float, float]] = field(default_factory=dict)  # observed (min, max)
 
+    def bounds(self, tensor: str, symmetric: bool) -> tuple[float, float]:
+        """(lowest, highest) a quantizer maps: [-amax, amax] when ``symmetric``, else the
+        observed (min, max) clipped to [-amax, amax] (the whole observed range for minmax)."""
+        a = float(self.amax[tensor])
+        if symmetric or tensor not in self.stats:
+            return -a, a
+        lo, hi = self.stats[tensor]
+        return max(float(lo), -a), min(float(hi), a)
+
+    def covers(self, tensors: Sequence[str]) -> bool:
+        return all(t in self.amax for t in tensors)
+
     def to_dict(self) -> dict:
         return {"method": self.method, "amax": self.amax,
                 "stats": {k: list(v) for k, v in self.stats.items()}}
@@ -65,22 +84,35 @@ def check_method(method: str) -> str:
     return m
 
 
-def calibration_tensors(model, op_types: Sequence[str] = QUANT_OPS) -> list[str]:
-    """Float activations read by ``op_types`` nodes (graph inputs included).
+def calibration_tensors(model, op_types: Sequence[str] = QUANT_OPS,
+                        output_ops: Sequence[str] = ()) -> list[str]:
+    """Float activations read by ``op_types`` nodes (graph inputs included), plus the float
+    outputs of the ``op_types`` nodes that are also in ``output_ops``.
 
-    Only inputs: Q/DQ goes on the inputs of weighted layers (NVIDIA's placement); their
-    outputs stay float so TensorRT can fuse Conv+bias+ReLU before the next Q."""
+    The TensorRT graph takes inputs only: Q/DQ goes on the inputs of weighted layers (NVIDIA's
+    placement); their outputs stay float so TensorRT can fuse Conv+bias+ReLU before the next
+    Q. The CPU graph quantizes outputs too (integer kernels chain int8 to int8)."""
+    return scheme_tensors(model, [(op_types, output_ops)])
+
+
+def scheme_tensors(model, schemes: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[str]:
+    """The union of :func:`calibration_tensors` over (op_types, output_ops) pairs, in graph
+    order: what one calibration pass must observe for every graph built from it."""
     inits = {i.name for i in model.graph.initializer}
     consts = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     float_names = _float_tensor_names(model)
-    names: list[str] = []
+    names: dict[str, None] = {}
     for node in model.graph.node:
-        if node.op_type not in op_types:
-            continue
-        for t in node.input:
-            if t and t not in inits and t not in consts and t in float_names and t not in names:
-                names.append(t)
-    return names
+        for op_types, output_ops in schemes:
+            if node.op_type not in op_types:
+                continue
+            wanted = list(node.input)
+            if node.op_type in output_ops:
+                wanted += list(node.output)
+            for t in wanted:
+                if t and t not in inits and t not in consts and t in float_names:
+                    names.setdefault(t, None)
+    return list(names)
 
 
 def _float_tensor_names(model) -> set[str]:
@@ -115,15 +147,18 @@ def collect_ranges(model_path: str | os.PathLike, batches: Sequence[np.ndarray] 
                    method: str = "minmax", op_types: Sequence[str] = QUANT_OPS,
                    num_bins: int = NUM_BINS, percentile: float = PERCENTILE,
                    progress: bool = True, threads: int | None = None,
-                   skip_zeros: bool = True) -> ActivationRanges:
-    """Run the fp32 model over ``batches`` and return per-tensor thresholds for ``method``."""
+                   skip_zeros: bool = True,
+                   tensors: Sequence[str] | None = None) -> ActivationRanges:
+    """Run the fp32 model over ``batches`` and return per-tensor thresholds for ``method``
+    (for ``tensors``, default: the inputs of the ``op_types`` nodes)."""
     onnx = require("onnx", "quantize", "calibrate an INT8 model")
     method = check_method(method)
     batches = list(batches)
     if not batches or sum(len(b) for b in batches) == 0:
         raise CalibrationError("calibration data is empty")
     model_path = Path(model_path)
-    tensors = calibration_tensors(onnx.load(str(model_path), load_external_data=False), op_types)
+    tensors = list(tensors) if tensors is not None else calibration_tensors(
+        onnx.load(str(model_path), load_external_data=False), op_types)
     if not tensors:
         raise CalibrationError(f"{model_path.name} has no {'/'.join(op_types)} nodes to quantize")
     passes = 1 if method == "minmax" else 2

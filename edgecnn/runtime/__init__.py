@@ -31,15 +31,21 @@ def session_class(backend: str) -> type[Session]:
 
 
 def load(path: str | os.PathLike, *, backend: str | None = None, precision: str | None = None,
-         threads: int | None = None, verify: bool = True, **options) -> Session:
+         threads: int | None = None, verify: bool = True, variant: str | None = None,
+         **options) -> Session:
     """Open a bundle and return a Session for one of its artifacts.
 
     ``backend`` ('onnxruntime', 'tflite', 'tensorrt') and ``precision`` ('fp32', 'fp16',
     'int8') pick the artifact; by default the first fp32 artifact, else the first one.
+    ``variant`` (or a suffix: ``precision="int8-trt"``) picks between two graphs of one
+    precision: ONNX Runtime int8 has the CPU graph ('cpu', picked when the bundle has it) and
+    the TensorRT-shaped one ('tensorrt' / 'trt'; older bundles have only this one).
     ``verify`` checks the artifact's sha256 before the backend sees the file.
     """
     bundle = Bundle.open(path)
-    artifact = bundle.find(backend, precision)
+    if backend is not None:
+        backend = catalog.canonical(backend) if catalog.is_backend_name(backend) else backend
+    artifact = bundle.manifest.find(backend, precision, variant)
     file = bundle.artifact_path(artifact, verify=verify)
     cls = session_class(artifact.backend)
     return cls(bundle.manifest, artifact, str(file), threads=threads, **options)

@@ -131,45 +131,72 @@ class LiteRTSession(Session):
         # neither a TFLite Interpreter nor a CompiledModel with its bound buffers is
         # thread-safe: one Session used from several threads runs one batch at a time
         self._lock = threading.Lock()
+        self._scratch: np.ndarray | None = None  # float32 staging for the quantised input
 
     # -- quantisation from the tensor's own parameters ------------------------------
     @staticmethod
     def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+        """float -> the tensor's integer type with its scale and zero point (a new array)."""
         dtype = detail["dtype"]
         if dtype == np.float32:
             return x
-        scale, zero = detail["quantization"]
-        if scale == 0:
-            return x.astype(dtype)
-        info = np.iinfo(dtype)
-        q = x / scale  # one new array, then in place: this runs on every call
-        np.rint(q, out=q)
-        q += zero
-        np.clip(q, info.min, info.max, out=q)
-        return q.astype(dtype)
+        out = np.empty(x.shape, dtype)
+        _quantize_into(out, x, detail, np.empty(x.shape, np.float32), nhwc=False)
+        return out
 
     @staticmethod
     def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+        """The output as float32 logits: always a new array (``y`` may be a reused buffer)."""
         if detail["dtype"] == np.float32:
-            return y
+            return np.array(y, dtype=np.float32)
         scale, zero = detail["quantization"]
         if scale == 0:
             return y.astype(np.float32)
-        return (y.astype(np.float32) - zero) * np.float32(scale)
+        out = y.astype(np.float32)
+        if zero:
+            out -= np.float32(zero)
+        out *= np.float32(scale)
+        return out
 
     # -- running --------------------------------------------------------------------
-    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+    # Session.run hands float32 NCHW straight here (no NHWC copy first): the layout change
+    # rides on the quantisation's first pass, into buffers made once per batch size, so a call
+    # costs LiteRT's run plus that one conversion (about 0.15 ms for 3x224x224 on a 2-core
+    # Xeon; benchmarks/litert_overhead.py). A caller that already holds the model's own input
+    # (int8/uint8 NHWC, quantised with the input's scale and zero point) skips the conversion:
+    # Session.run passes it on, and the call costs what raw CompiledModel calls cost.
+    transposes_input = True
+
+    def _fill(self, dst: np.ndarray, batch: np.ndarray) -> None:
+        """Float32 NCHW ``batch`` -> ``dst`` (the model's dtype and layout), in place."""
+        nhwc = self.input_spec.layout == "NHWC"
+        if dst.dtype == np.float32:
+            _copy_layout(dst, batch, nhwc)
+            return
+        scratch = self._scratch
+        if scratch is None or scratch.shape != dst.shape:
+            scratch = self._scratch = np.empty(dst.shape, np.float32)
+        _quantize_into(dst, batch, self._in, scratch, nhwc)
+
+    def _invoke(self, batch: np.ndarray, native: bool = False) -> np.ndarray:
         n = batch.shape[0]
         if n != self._batch:
-            self._runner.resize([n, *batch.shape[1:]])
+            shape = list(batch.shape) if native or self.input_spec.layout != "NHWC" else \
+                [n, batch.shape[2], batch.shape[3], batch.shape[1]]
+            self._runner.resize(shape)
             self._batch = n
-        y = self._runner.invoke(self._quantize(batch, self._in), self._out["dtype"])
-        return self._dequantize(y, self._out).copy()
+        if native:  # the caller's own tensor goes to LiteRT as it is
+            y = self._runner.invoke(batch, self._out["dtype"])
+        else:
+            x = self._runner.staging(self._in["dtype"])
+            self._fill(x, batch)
+            y = self._runner.invoke(x, self._out["dtype"])
+        return self._dequantize(y, self._out)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
             try:
-                return self._run_locked(batch)
+                return self._run_locked(batch, native=False)
             except (ValueError, RuntimeError) as exc:
                 # the input was checked against the manifest: the graph itself cannot run it
                 raise BackendUnavailableError(
@@ -177,28 +204,38 @@ class LiteRTSession(Session):
                     f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or "
                     f"does not match its manifest; re-export the bundle") from exc
 
-    def _run_locked(self, batch: np.ndarray) -> np.ndarray:
+    def _run_native(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            try:
+                return self._run_locked(batch, native=True)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendUnavailableError(
+                    f"LiteRT failed to run {os.path.basename(self.path)} on input "
+                    f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or "
+                    f"does not match its manifest; re-export the bundle") from exc
+
+    def _run_locked(self, batch: np.ndarray, native: bool) -> np.ndarray:
         n = batch.shape[0]
         if n == self._model_batch or self.batch_mode == "resize" or self._resize_ok:
-            return self._invoke(batch)
+            return self._invoke(batch, native)
         if self.batch_mode == "loop" or self._resize_ok is False:
-            return self._loop(batch)
+            return self._loop(batch, native)
         # auto, first batch of another size: a graph traced at batch 1 may hold reshapes that
         # do not follow a resized input; keep resizing only when the result has the right shape.
         try:
-            out = self._invoke(batch)
+            out = self._invoke(batch, native)
             self._resize_ok = out.shape[0] == n
         except (ValueError, RuntimeError):
             self._resize_ok = False
             self._batch = -1  # force a resize back to the model's batch
         if not self._resize_ok:
-            return self._loop(batch)
+            return self._loop(batch, native)
         return out
 
-    def _loop(self, batch: np.ndarray) -> np.ndarray:
+    def _loop(self, batch: np.ndarray, native: bool) -> np.ndarray:
         m = self._model_batch
         chunks = [batch[i:i + m] for i in range(0, batch.shape[0], m)]
-        return np.concatenate([self._invoke(c) for c in chunks])
+        return np.concatenate([self._invoke(c, native) for c in chunks])
 
     @property
     def raw(self):
@@ -207,6 +244,40 @@ class LiteRTSession(Session):
 
     def close(self) -> None:
         self._runner = None
+
+
+def _copy_layout(dst: np.ndarray, src: np.ndarray, nhwc: bool, op=None, arg=None) -> None:
+    """dst = src (NCHW) in ``dst``'s layout; with ``op``, dst = op(src, arg). NCHW -> NHWC one
+    channel at a time: numpy's generic transposed copy is 2-3x slower than C strided copies."""
+    if not nhwc:
+        if op is None:
+            np.copyto(dst, src)
+        else:
+            op(src, arg, out=dst)
+        return
+    for c in range(src.shape[1]):
+        if op is None:
+            np.copyto(dst[..., c], src[:, c])
+        else:
+            op(src[:, c], arg, out=dst[..., c])
+
+
+def _quantize_into(dst: np.ndarray, src: np.ndarray, detail: dict, scratch: np.ndarray,
+                   nhwc: bool = False) -> None:
+    """dst[...] = clip(rint(src / scale) + zero_point) in the integer type of ``dst``, through
+    the float32 ``scratch`` (same shape as ``dst``); ``src`` is NCHW and ``nhwc`` says whether
+    ``dst`` is NHWC. No allocation; the layout change rides on the division."""
+    scale, zero = detail["quantization"]
+    if scale == 0:
+        _copy_layout(scratch, src, nhwc)
+        np.copyto(dst, scratch, casting="unsafe")
+        return
+    info = np.iinfo(dst.dtype)
+    _copy_layout(scratch, src, nhwc, np.divide, scale)
+    np.rint(scratch, out=scratch)
+    if zero:
+        scratch += np.float32(zero)
+    np.clip(scratch, info.min, info.max, out=dst, casting="unsafe")
 
 
 def compiled_model_available() -> bool:
@@ -258,9 +329,20 @@ class _InterpreterRunner:
         self._in = self.raw.get_input_details()[0]["index"]
         self._out = self.raw.get_output_details()[0]["index"]
 
+        self._buffer()
+
+    def _buffer(self) -> None:
+        d = self.raw.get_input_details()[0]
+        self._x = np.empty(tuple(int(v) for v in d["shape"]), d["dtype"])
+
     def resize(self, shape: list[int]) -> None:
         self.raw.resize_tensor_input(self._in, shape)
         self.raw.allocate_tensors()
+        self._buffer()
+
+    def staging(self, dtype) -> np.ndarray:
+        """A host array of the input's shape and type, made once per shape."""
+        return self._x
 
     def invoke(self, x: np.ndarray, out_dtype) -> np.ndarray:
         self.raw.set_tensor(self._in, x)
@@ -309,11 +391,22 @@ class _CompiledRunner:
             raise ValueError(f"{len(self._ins)} inputs and {len(self._outs)} outputs")
         self._out_shape = tuple(int(d) for d in self._outs[0].get_tensor_details()["shape"])
         self._out_size = int(np.prod(self._out_shape))
+        self._x = None  # host staging of the input, made on first use for this shape
 
     def resize(self, shape: list[int]) -> None:
         # a graph exported with a fixed batch has no dynamic dimension: non-strict resize
         self.raw.resize_input_tensor(0, shape, 0, strict=self._dynamic)
         self._buffers()
+
+    def staging(self, dtype) -> np.ndarray:
+        """A host array of the input's shape and type, made once per shape: the session
+        converts the input into it, then one copy goes into LiteRT's buffer (a host-memory
+        TensorBuffer would save that copy, but LiteRT 2.x cannot bind one to a shaped input:
+        "no dims_signature")."""
+        if self._x is None:
+            shape = tuple(int(d) for d in self._ins[0].get_tensor_details()["shape"])
+            self._x = np.empty(shape, dtype)
+        return self._x
 
     def invoke(self, x: np.ndarray, out_dtype) -> np.ndarray:
         self._ins[0].write(x)

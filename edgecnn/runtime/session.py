@@ -27,6 +27,9 @@ class Session:
     """A loaded artifact ready to run. ``run`` takes float32 NCHW (or the model's layout)."""
 
     backend: str = ""
+    # the backend's _run takes float32 NCHW and changes the layout itself (in one pass with
+    # whatever else it does to the input); otherwise run() hands it the artifact's layout
+    transposes_input: bool = False
 
     def __init__(self, manifest: Manifest, artifact: Artifact, path: str):
         self.manifest = manifest
@@ -38,6 +41,12 @@ class Session:
     # -- to implement ---------------------------------------------------------------
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _run_native(self, batch: np.ndarray) -> np.ndarray:
+        """The artifact's own integer input tensor (its dtype and layout, already quantised),
+        for backends whose artifacts take one (LiteRT full-integer models)."""
+        raise InputError(f"{self.artifact.file} takes float32 input; this backend does not "
+                         f"take {batch.dtype} tensors")
 
     # -- public API -----------------------------------------------------------------
     @property
@@ -53,13 +62,44 @@ class Session:
         return list(spec.shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Float32 NCHW batch -> float32 logits of shape (N, num_classes)."""
+        """Float32 NCHW batch -> float32 logits of shape (N, num_classes).
+
+        An artifact whose input tensor is integer (a full-integer int8 TFLite model) also takes
+        that tensor as it is: the artifact's dtype and layout (e.g. int8 NHWC), quantised with
+        the scale and zero point of ``artifact.inputs[0].quant``; nothing is converted then."""
+        if isinstance(batch, np.ndarray) and self._is_native(batch):
+            batch = self._check_native(batch)
+            out = np.asarray(self._run_native(batch), dtype=np.float32)
+            self._check_output(out, batch.shape[0])
+            return out
         batch = self._check_input(batch)
-        if self.input_spec.layout == "NHWC":
+        if self.input_spec.layout == "NHWC" and not self.transposes_input:
             batch = np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
         out = np.asarray(self._run(batch), dtype=np.float32)
         self._check_output(out, batch.shape[0])
         return out
+
+    def _is_native(self, batch: np.ndarray) -> bool:
+        return self.input_spec.dtype in ("int8", "uint8") and batch.dtype == np.dtype(
+            self.input_spec.dtype)
+
+    def _check_native(self, batch: np.ndarray) -> np.ndarray:
+        """The artifact's own input tensor: its dtype, its layout, its shape."""
+        want = tuple(self.input_spec.shape)
+        ok = batch.ndim == len(want) and all(w == -1 or g == w
+                                             for g, w in zip(batch.shape, want))
+        if not ok:
+            raise InputError(f"{batch.dtype} input shape {tuple(batch.shape)} is wrong: this "
+                             f"artifact's own input is {_fmt_shape(want)} "
+                             f"({self.input_spec.layout or 'its layout'}); pass float32 NCHW "
+                             f"to have it converted")
+        if batch.shape[0] == 0:
+            raise InputError("input batch is empty")
+        max_batch = self.max_batch()
+        if max_batch is not None and batch.shape[0] > max_batch:
+            raise InputError(f"batch size {batch.shape[0]} exceeds this artifact's maximum of "
+                             f"{max_batch}; split the batch or rebuild with a larger profile")
+        return np.ascontiguousarray(batch)
 
     def predict(self, images: Iterable, top_k: int = 5) -> list[list[Prediction]]:
         """Images (paths, PIL images or uint8 HxW[xC] arrays) -> top-k predictions each."""
@@ -88,8 +128,11 @@ class Session:
             raise InputError(f"session.run expects a numpy array, got {type(batch).__name__}; "
                              f"use session.predict for images")
         if batch.dtype != np.float32:
+            own = (f" or this artifact's own {self.input_spec.dtype} "
+                   f"{self.input_spec.layout or ''} tensor" if self.input_spec.dtype
+                   in ("int8", "uint8") else "")
             raise InputError(f"input dtype {batch.dtype} is wrong: expected float32 "
-                             f"(preprocessed, NCHW); use session.predict for uint8 images")
+                             f"(preprocessed, NCHW){own}; use session.predict for uint8 images")
         expected = self.input_shape
         if batch.ndim != len(expected):
             raise InputError(f"input shape {tuple(batch.shape)} is wrong: expected "

@@ -41,7 +41,8 @@ PRE = Preprocess(size=[H, W], channels=1, mean=[0.0], std=[1.0], scale=1 / 255,
 
 @pytest.fixture
 def bundle(tmp_path):
-    """model.onnx (fp32) plus the same graph registered as 'int8' to have two targets."""
+    """model.onnx (fp32) plus the same graph registered as the CPU 'int8' graph to have two
+    targets."""
     out = tmp_path / "bundle"
     manifest = Manifest(model="tiny", preprocess=PRE, labels=[f"c{i}" for i in range(K)],
                         source={"kind": "factory", "model": "tiny", "weights": "none.pt"})
@@ -49,9 +50,10 @@ def bundle(tmp_path):
     outs = [TensorSpec("logits", [-1, K])]
     with BundleWriter(out, manifest) as w:
         _onnx_model(w.path_for("model.onnx"))
-        shutil.copy(w.read_path("model.onnx"), w.path_for("model.int8.onnx"))
+        shutil.copy(w.read_path("model.onnx"), w.path_for("model.int8.cpu.onnx"))
         w.add_artifact("model.onnx", "onnxruntime", "fp32", ins, outs)
-        w.add_artifact("model.int8.onnx", "onnxruntime", "int8", ins, outs)
+        w.add_artifact("model.int8.cpu.onnx", "onnxruntime", "int8", ins, outs,
+                       details={"shaped_for": "cpu"})
     return out
 
 
@@ -235,9 +237,9 @@ def test_model_end_to_end_builds_and_compares_with_torch(tmp_path):
 
 
 def test_a_damaged_artifact_fails_only_its_target(bundle):
-    data = bytearray((bundle / "model.int8.onnx").read_bytes())
+    data = bytearray((bundle / "model.int8.cpu.onnx").read_bytes())
     data[-1] ^= 0xFF  # same size, different bytes: the checksum no longer matches
-    (bundle / "model.int8.onnx").write_bytes(bytes(data))
+    (bundle / "model.int8.cpu.onnx").write_bytes(bytes(data))
     rep = run_bench(str(bundle), BenchOptions(targets="onnx:int8,onnx:fp32", isolate=False,
                                               **FAST), progress=False)
     rows = {r.target: r for r in rep.results}

@@ -172,3 +172,57 @@ def test_load_verifies_checksum_before_litert_sees_the_file(tiny, tmp_path):
 
     with pytest.raises(BackendUnavailableError):  # and LiteRT itself refuses the damaged file
         LiteRTSession(man, art, str(f))
+
+
+# -- int8 without wrapper cost: buffers made once, the caller's own int8 tensor as it is -------
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny, tmp_path_factory):
+    """The same conv net as full-integer int8 .tflite (int8 NHWC input with scale/zero point)."""
+    from edgecnn.backends.tflite import tensor_specs
+    from edgecnn.backends.tflite_convert import convert_int8
+
+    module, man, _, _ = tiny
+    path = tmp_path_factory.mktemp("litert8") / "model.int8.tflite"
+    calib = np.random.default_rng(3).standard_normal((16, 3, 8, 8)).astype(np.float32)
+    convert_int8(module, (3, 8, 8), "NHWC", calib, path)
+    inputs, outputs, _ = tensor_specs(path, "NHWC")
+    assert inputs[0].dtype == "int8" and inputs[0].quant is not None
+    art = Artifact(file=path.name, sha256="0" * 64, backend="tflite", precision="int8",
+                   inputs=inputs, outputs=outputs)
+    return module, Manifest(model="tiny", labels=man.labels, preprocess=man.preprocess,
+                            artifacts=[art]), art, path
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_int8_float_and_native_inputs_agree_and_reuse_buffers(tiny_int8, api):
+    module, man, art, path = tiny_int8
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    q = art.inputs[0].quant
+    with LiteRTSession(man, art, str(path), threads=2, api=api) as s:
+        y_float = s.run(x)
+        staged = s._runner.staging(np.int8)
+        # the caller's own tensor: int8 NHWC, quantised with the input's scale and zero point
+        xq = np.clip(np.rint(x.transpose(0, 2, 3, 1) / q.scale) + q.zero_point, -128, 127)
+        xq = xq.astype(np.int8)
+        np.testing.assert_array_equal(staged, xq)  # what the float path quantised, exactly
+        np.testing.assert_array_equal(s.run(xq), y_float)
+        cos = float(np.sum(y_float * _ref(module, x)) /
+                    (np.linalg.norm(y_float) * np.linalg.norm(_ref(module, x))))
+        assert cos > 0.95
+        s.run(rng.standard_normal((1, 3, 8, 8)).astype(np.float32))
+        assert s._runner.staging(np.int8) is staged  # made once, reused every call
+        assert s.run(np.concatenate([xq, xq])).shape == (2, 5)  # native batches too
+        with pytest.raises(InputError, match=r"int8 input shape \(1, 3, 8, 8\) is wrong: .*"
+                                             r"\(N, 8, 8, 3\) \(NHWC\)"):
+            s.run(xq.transpose(0, 3, 1, 2).copy())  # int8 but NCHW: refused, not guessed
+        with pytest.raises(InputError, match="expected float32 .* or this artifact's own int8"):
+            s.run(xq.astype(np.uint8))
+
+
+def test_fp32_model_refuses_integer_input(tiny):
+    _, man, art, path = tiny
+    with LiteRTSession(man, art, str(path)) as s:
+        with pytest.raises(InputError, match="expected float32"):
+            s.run(np.zeros((1, 3, 8, 8), np.int8))

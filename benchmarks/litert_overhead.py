@@ -1,0 +1,154 @@
+"""What edgecnn's LiteRT session costs on top of LiteRT itself (resnet18, batch 1).
+
+    python benchmarks/litert_overhead.py [--bundle DIR] [--threads 2] [--rounds 7] [--runs 30]
+
+One bundle with model.fp32.tflite and model.int8.tflite (resnet18 3x224x224, random weights;
+exported into ``--bundle`` when missing). Per precision, in one process, interleaved rounds
+(every way once per round, the order rotated), the median per round, then the median over rounds:
+
+- ``edgecnn float``: ``Session.run`` on float32 NCHW (what every caller does: the layout
+  change and, at int8, the quantisation of the input included; float32 logits out);
+- ``edgecnn native`` (int8 only): ``Session.run`` on the model's own int8 NHWC tensor,
+  already quantised by the caller (no quantisation in the session);
+- ``raw CompiledModel``: ``write`` / ``run_by_index`` / ``read`` on buffers made once, the
+  input already NHWC and quantised: LiteRT with nothing around it;
+- ``benchmark_litert_model``: LiteRT's own tool (``ai_edge_litert.tools``), in this process.
+
+Writes benchmarks/results/litert_overhead[-<tag>].json with the CPU, its flags and the load
+average. Numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # tflite.py's helpers; edgecnn comes from PYTHONPATH / the venv
+
+
+def _times(fn, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def cpu_facts() -> dict:
+    flags, name = set(), ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name") and not name:
+            name = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {"cpu": name, "flags": [f for f in keep if f in flags], "cores": os.cpu_count()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", default="/tmp/edgecnn-litert-overhead/resnet18")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+
+    import edgecnn
+    import edgecnn.runtime as rt
+    from tflite import _random_calib, export_bundle, tool_latency
+
+    out = Path(args.bundle)
+    chw = (3, 224, 224)
+    for prec in ("fp32", "int8"):
+        if not (out / f"model.{prec}.tflite").exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            opts = {}
+            if prec == "int8":
+                opts = dict(calib=_random_calib(out.parent / "calib.npz", chw, n=32),
+                            calib_samples=32)
+            export_bundle("resnet18", out, prec, args.threads, **opts)
+    x = np.random.default_rng(0).standard_normal((1, *chw)).astype(np.float32)
+    ways: dict[str, dict] = {}
+    sessions = []
+    for prec in ("fp32", "int8"):
+        s = rt.load(out, backend="tflite", precision=prec, threads=args.threads, api="compiled")
+        sessions.append(s)
+        det = s._in
+        xn = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        native = xn if det["dtype"] == np.float32 else s._quantize(xn, det)
+        from ai_edge_litert.compiled_model import CompiledModel, CpuOptions, HardwareAccelerator
+        from ai_edge_litert.compiled_model import Options
+
+        from edgecnn.runtime.litert import _environment
+
+        cm = CompiledModel.from_file(
+            str(out / f"model.{prec}.tflite"), environment=_environment(),
+            options=Options(hardware_accelerators=HardwareAccelerator.CPU,
+                            cpu_options=CpuOptions(num_threads=args.threads)))
+        ins, outs = cm.create_input_buffers(0), cm.create_output_buffers(0)
+        n_out = int(np.prod(outs[0].get_tensor_details()["shape"]))
+        out_dtype = s._out["dtype"]
+
+        def raw(cm=cm, ins=ins, outs=outs, native=native, n_out=n_out, out_dtype=out_dtype):
+            ins[0].write(native)
+            cm.run_by_index(0, ins, outs)
+            return outs[0].read(n_out, out_dtype)
+
+        w = {"edgecnn float": lambda s=s: s.run(x), "raw CompiledModel": raw}
+        if det["dtype"] != np.float32:
+            try:
+                s.run(native)
+                w["edgecnn native"] = lambda s=s, native=native: s.run(native)
+            except Exception as exc:  # noqa: BLE001 - an older edgecnn takes float32 only
+                print(f"{prec}: edgecnn native input not supported here ({exc})")
+        ways[prec] = w
+    for w in ways.values():
+        for fn in w.values():
+            _times(fn, 10)
+    load_before = os.getloadavg()
+    per = {p: {k: [] for k in (*w, "benchmark_litert_model")} for p, w in ways.items()}
+    for r in range(args.rounds):
+        for p, w in ways.items():
+            items = list(w.items())
+            k = r % len(items)
+            for name, fn in items[k:] + items[:k]:
+                per[p][name].append(statistics.median(_times(fn, args.runs)))
+            per[p]["benchmark_litert_model"].append(
+                tool_latency(out / f"model.{p}.tflite", args.threads, args.runs, 3)["median_ms"])
+        print(f"round {r + 1}: " + "; ".join(f"{p} " + ", ".join(
+            f"{k} {v[-1]:.3f}" for k, v in d.items()) for p, d in per.items()), flush=True)
+    load_after = os.getloadavg()
+    result = {"model": "resnet18 3x224x224 random weights", "batch": 1, "threads": args.threads,
+              "rounds": args.rounds, "runs_per_round": args.runs, "edgecnn": edgecnn.__file__,
+              "api": sessions[1].api, **cpu_facts(), "loadavg_before": load_before,
+              "loadavg_after": load_after}
+    for p, d in per.items():
+        med = {k: statistics.median(v) for k, v in d.items()}
+        raw_ms = med["raw CompiledModel"]
+        result[p] = {k: {"median_ms": round(v, 3), "vs_raw": round(v / raw_ms, 4),
+                         "vs_tool": round(v / med["benchmark_litert_model"], 4),
+                         "rounds_ms": [round(x, 3) for x in d[k]]} for k, v in med.items()}
+        for k, v in med.items():
+            print(f"{p:5s} {k:24s} {v:8.3f} ms  vs raw {v / raw_ms:6.3f}  vs tool "
+                  f"{v / med['benchmark_litert_model']:6.3f}")
+    tag = f"-{args.tag}" if args.tag else ""
+    dest = HERE / "results" / f"litert_overhead{tag}.json"
+    dest.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"load average {load_before} -> {load_after}; wrote {dest}")
+    for s in sessions:
+        s.close()
+
+
+if __name__ == "__main__":
+    main()

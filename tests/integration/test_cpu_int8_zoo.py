@@ -1,0 +1,76 @@
+"""Every zoo model gets both INT8 ONNX graphs from one calibration (random weights at its test
+size, random float32 calibration inputs): the CPU graph passes its parity gate, runs in
+onnxruntime on integer kernels, and the TensorRT graph still passes TensorRT's Q/DQ rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from edgecnn.models import list_models  # noqa: E402
+
+FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
+
+
+def _params():
+    for info in list_models():
+        marks = () if info.name in FAST else (pytest.mark.slow,)
+        yield pytest.param(info.name, marks=marks, id=info.name)
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_zoo_model_both_int8_graphs(name, tmp_path: Path):
+    import torch
+
+    from edgecnn.backends.onnxruntime import OnnxRuntimeBackend
+    from edgecnn.backends.registry import ExportContext
+    from edgecnn.bundle import Bundle, BundleWriter
+    from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
+    from edgecnn.export.onnx import export_onnx
+    from edgecnn.manifest import Manifest, TensorSpec
+    from edgecnn.models import create_model, get_model_info
+    from edgecnn.models.batchnorm import settle_if_vanishing
+    from edgecnn.models.loading import LoadedModel
+    from edgecnn.options import ExportOptions
+    from edgecnn.quantize.qdq_check import check_qdq
+
+    c, h, w = get_model_info(name).test_size
+    torch.manual_seed(0)
+    module = create_model(name, num_classes=10, in_chans=c, img_size=h)
+    settle_if_vanishing(module, (c, h, w))
+    pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).standard_normal((32, c, h, w)).astype(np.float32))
+    lm = LoadedModel(module=module, name=name, input_size=(c, h, w), preprocess=pre,
+                     labels=[str(i) for i in range(10)])
+    out = tmp_path / "bundle"
+    with BundleWriter(out, Manifest(model=name, preprocess=pre, labels=lm.labels)) as wr:
+        fp32 = wr.path_for("model.onnx")
+        export_onnx(module, (c, h, w), fp32)
+        fa = wr.add_artifact("model.onnx", "onnxruntime", "fp32",
+                             [TensorSpec("input", [-1, c, h, w], layout="NCHW")],
+                             [TensorSpec("logits", [-1, 10])])
+        ctx = ExportContext(model=lm, options=ExportOptions(calib=str(calib), calib_samples=32),
+                            profile=None, precision="int8", writer=wr, fp32_onnx=fp32,
+                            log=lambda m: None, artifacts=[fa])
+        cpu, trt = OnnxRuntimeBackend().export(ctx)
+    b = Bundle.open(out)
+    b.verify()
+    assert (cpu.variant, trt.variant) == ("cpu", "tensorrt")
+    p = cpu.details["parity"]
+    assert p["passed"] and p["gated"].startswith("parity")
+    if "reference" in p:  # a fragile random-weight net: as faithful as the TensorRT graph
+        assert p["cosine"] >= p["reference"]["cosine"] - 0.01
+    else:
+        assert p["cosine"] >= 0.95 and p["top1_agreement"] >= 0.5
+    print(f"{name}: CPU shape {cpu.details['scheme']}, cosine {p['cosine']:.4f}"
+          + (f" (TensorRT graph {p['reference']['cosine']:.4f})" if "reference" in p else ""))
+    assert check_qdq(out / "model.int8.onnx") == []
+    ops = {n.op_type for n in onnx.load(str(out / "model.int8.cpu.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops

@@ -1,0 +1,492 @@
+"""The CPU-shaped INT8 ONNX graph beside the TensorRT-shaped one: one calibration, two graphs,
+artifact identity (catalogue variant, details["shaped_for"], Artifact.key, Manifest.find,
+runtime.load, bench targets), old bundles, the parity gate and the accuracy budget on the CPU
+graph. Small graphs built in code, run in real onnxruntime; no mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edgecnn import catalog  # noqa: E402
+from edgecnn.backends.onnxruntime import OnnxRuntimeBackend, ensure_onnx  # noqa: E402
+from edgecnn.backends.registry import ExportContext  # noqa: E402
+from edgecnn.bundle import Bundle, BundleWriter  # noqa: E402
+from edgecnn.data.preprocess import grayscale_preprocess, normalize_uint8  # noqa: E402
+from edgecnn.errors import BundleError, ParityError, UnknownTargetError  # noqa: E402
+from edgecnn.manifest import SCHEMA_VERSION, Manifest, TensorSpec  # noqa: E402
+from edgecnn.models.loading import LoadedModel  # noqa: E402
+from edgecnn.options import ExportOptions  # noqa: E402
+from edgecnn.quantize.int8 import CPU_QDQ, TENSORRT_QDQ, quantize_onnx  # noqa: E402
+from edgecnn.quantize.ranges import collect_ranges, scheme_tensors  # noqa: E402
+from edgecnn.runtime.ort import inference_session, run_batched  # noqa: E402
+
+SIZE = 12
+PRE = grayscale_preprocess(size=(SIZE, SIZE))
+CHW = (1, SIZE, SIZE)
+LABELS = [str(i) for i in range(10)]
+
+
+def res_cnn(path: Path, outliers: bool = False, seed: int = 0) -> Path:
+    """conv1 relu -> conv2 relu -> add(skip) -> maxpool -> gap -> flatten -> gemm: every op
+    type the CPU graph quantizes beyond Conv/Gemm (Add, Relu, MaxPool, Flatten). ``outliers``:
+    channel 0 of conv1's output is ~500 for every input and nothing after reads it, so one
+    per-tensor activation scale wipes out the other channels (a hypersensitive layer)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.5, (8, 1, 3, 3)).astype(np.float32)
+    b1 = rng.normal(0, 0.1, 8).astype(np.float32)
+    w2 = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    b2 = rng.normal(0, 0.1, 8).astype(np.float32)
+    w3 = rng.normal(0, 1.0, (10, 8)).astype(np.float32)
+    b3 = np.zeros(10, np.float32)
+    if outliers:
+        b1[0], w2[:, 0], w3[:, 0] = 500.0, 0.0, 0.0
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"), (w3, "w3"), (b3, "b3"))]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Add", ["r1", "r2"], ["s"], name="add"),
+        helper.make_node("MaxPool", ["s"], ["mp"], name="pool", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["mp"], ["p"], name="gap"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1),
+    ]
+    g = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                      ["N", *CHW])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+                          initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return res_cnn(tmp_path_factory.mktemp("m") / "model.onnx")
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    """Noise images of varied brightness and contrast (pooled features differ per image)."""
+    rng = np.random.default_rng(seed)
+    lo, span = rng.uniform(0, 128, (n, 1, 1)), rng.uniform(16, 127, (n, 1, 1))
+    return (lo + span * rng.random((n, SIZE, SIZE))).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def calib_npy(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("c") / "calib.npy"
+    np.save(p, _images(64, 1))
+    return p
+
+
+def _ctx(w, fp32: Path, logs: list, **opts) -> ExportContext:
+    lm = LoadedModel(module=None, name="res", input_size=CHW, preprocess=PRE, labels=LABELS)
+    staged = w.path_for("model.onnx")
+    if not staged.exists():
+        staged.write_bytes(fp32.read_bytes())
+    fp32_art = w.add_artifact("model.onnx", "onnxruntime", "fp32",
+                              [TensorSpec("input", [-1, *CHW], layout="NCHW")],
+                              [TensorSpec("logits", [-1, 10])])
+    return ExportContext(model=lm, options=ExportOptions(**opts), profile=None, precision="int8",
+                         writer=w, fp32_onnx=staged, log=logs.append, artifacts=[fp32_art])
+
+
+def _export_onnx_target(out: Path, fp32: Path, **opts):
+    """What ``edgecnn export --target onnx --precision int8`` runs after model.onnx."""
+    logs: list[str] = []
+    with BundleWriter(out, Manifest(model="res", preprocess=PRE, labels=LABELS)) as w:
+        arts = OnnxRuntimeBackend().export(_ctx(w, fp32, logs, **opts))
+    return arts, logs
+
+
+def _op_zero_points(path: Path) -> dict[str, set]:
+    """op type of each QuantizeLinear's consumer -> the zero point dtypes feeding it."""
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    return {n.name: inits[n.input[2]].dtype for n in m.graph.node
+            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits}
+
+
+# -- the catalogue --------------------------------------------------------------------------
+def test_catalogue_names_two_int8_onnx_graphs():
+    e = catalog.entry("onnx")
+    assert catalog.artifact_file("onnxruntime", "int8") == "model.int8.onnx"  # old callers
+    assert catalog.artifact_file("onnxruntime", "int8", "tensorrt") == "model.int8.onnx"
+    assert catalog.artifact_file("onnxruntime", "int8", "cpu") == "model.int8.cpu.onnx"
+    assert e.precision_names() == ("fp32", "fp16", "int8", "int8-trt")
+    assert e.resolve_variant("int8", None) == "cpu"
+    assert e.resolve_variant("int8", "trt") == e.resolve_variant("int8", "TensorRT") == "tensorrt"
+    with pytest.raises(UnknownTargetError, match="no int8-gpu artifact"):
+        e.resolve_variant("int8", "gpu")
+    assert catalog.entry("tflite").precision_names() == ("fp32", "fp16", "int8")
+    assert catalog.artifact_file("tflite", "int8") == "model.int8.tflite"
+
+
+# -- one calibration, two graphs -----------------------------------------------------------
+def test_onnx_int8_export_writes_both_graphs_from_one_calibration(model, calib_npy, tmp_path):
+    out = tmp_path / "b"
+    arts, logs = _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=48)
+    cpu, trt = arts
+    assert (cpu.file, cpu.details["shaped_for"]) == ("model.int8.cpu.onnx", "cpu")
+    assert (trt.file, trt.details["shaped_for"]) == ("model.int8.onnx", "tensorrt")
+    assert sum("calibrated" in m for m in logs) == 1  # one calibration pass for both
+    assert cpu.details["calibration"] == trt.details["calibration"]
+    assert cpu.details["calibration_cache"] == trt.details["calibration_cache"] \
+        == "calibration.minmax.json"
+    # the cache holds every tensor either graph quantizes, with (min, max)
+    cache = json.loads((out / "calibration.minmax.json").read_text())["ranges"]
+    need = scheme_tensors(onnx.load(str(model)), [CPU_QDQ.tensors, TENSORRT_QDQ.tensors])
+    assert set(need) <= set(cache["amax"]) and set(need) <= set(cache["stats"])
+    assert {"s", "mp", "r2"} <= set(need)  # Add / MaxPool / Relu outputs: CPU graph only
+    # the TensorRT graph is exactly what the TensorRT path alone makes from the same ranges
+    from edgecnn.quantize.ranges import ActivationRanges
+
+    ranges = ActivationRanges.from_dict(cache)
+    quantize_onnx(model, tmp_path / "trt_alone.onnx", ranges, scheme=TENSORRT_QDQ)
+    assert (tmp_path / "trt_alone.onnx").read_bytes() == (out / "model.int8.onnx").read_bytes()
+    # shapes: CPU = uint8 activations, int32 bias, Q/DQ at the Add; TensorRT = int8 only
+    zp_cpu, zp_trt = _op_zero_points(out / cpu.file), _op_zero_points(out / trt.file)
+    assert {np.dtype(d) for d in zp_cpu.values()} == {np.dtype(np.uint8)}
+    assert {np.dtype(d) for d in zp_trt.values()} == {np.dtype(np.int8)}
+    g = onnx.load(str(out / cpu.file)).graph
+    add = next(n for n in g.node if n.op_type == "Add")
+    producers = {o: n.op_type for n in g.node for o in n.output}
+    assert {producers[i] for i in add.input} == {"DequantizeLinear"}
+    inits = {i.name: i for i in g.initializer}
+    assert any(i.data_type == TensorProto.INT32 for i in inits.values())  # quantized bias
+    assert producers["logits"] == "Gemm"  # the logits stay float: no Q/DQ on the graph output
+    assert producers[next(n for n in g.node if n.op_type == "Gemm").input[0]] == "DequantizeLinear"
+    assert cpu.details["quantization"]["activation_type"] == "QUInt8"
+    assert cpu.details["qdq_check"].startswith("not applicable")
+    assert trt.details["qdq_check"] == "passed"
+    assert (out / "quantization_report.cpu.json").is_file()
+    assert (out / "quantization_report.json").is_file()
+    assert cpu.details["report"] == "quantization_report.cpu.json"
+
+
+def test_cpu_graph_runs_on_integer_kernels(model, calib_npy, tmp_path):
+    """ONNX Runtime fuses the CPU graph into QLinear* / integer ops; the TensorRT graph's
+    convolutions mostly stay float (its Q/DQ feeds float outputs)."""
+    out = tmp_path / "b"
+    _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=48)
+
+    def optimized_ops(name: str) -> list[str]:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(tmp_path / f"opt_{name}")
+        ort.InferenceSession(str(out / name), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(str(tmp_path / f"opt_{name}")).graph.node]
+
+    cpu_ops = optimized_ops("model.int8.cpu.onnx")
+    assert cpu_ops.count("QLinearConv") == 2 and "Conv" not in cpu_ops
+    assert "QLinearAdd" in cpu_ops
+    trt_ops = optimized_ops("model.int8.onnx")
+    assert "QLinearAdd" not in trt_ops and "Add" in trt_ops
+
+
+def test_tensorrt_backend_still_gets_the_tensorrt_graph_only(model, calib_npy, tmp_path):
+    logs: list[str] = []
+    with BundleWriter(tmp_path / "b", Manifest(model="res", preprocess=PRE, labels=LABELS)) as w:
+        ctx = _ctx(w, model, logs, calib=str(calib_npy), calib_samples=16)
+        art = ensure_onnx(ctx, "int8")  # what edgecnn/backends/tensorrt.py calls
+        assert art.file == "model.int8.onnx" and art.details["shaped_for"] == "tensorrt"
+        assert ensure_onnx(ctx, "int8", "tensorrt") is art  # staged once
+    assert not (tmp_path / "b" / "model.int8.cpu.onnx").exists()
+
+
+def test_old_cache_is_extended_then_serves_both_graphs(model, calib_npy, tmp_path):
+    """A cache written before the CPU graph (Conv/Gemm inputs only) is recomputed once; the
+    next export reuses it for both graphs."""
+    from edgecnn.bundle import sha256_file
+    from edgecnn.quantize.cache import CacheKey, save_cache
+    from edgecnn.quantize.calibration import load_calibration
+
+    out = tmp_path / "b"
+    with BundleWriter(out, Manifest(model="res", preprocess=PRE, labels=LABELS)) as w:
+        w.path_for("model.onnx").write_bytes(model.read_bytes())
+        calib = load_calibration(str(calib_npy), PRE, CHW, samples=16, seed=0)
+        old = collect_ranges(model, [calib.data], "minmax", progress=False)
+        save_cache(w.path_for("calibration.minmax.json"),
+                   CacheKey.make(sha256_file(model), calib.sha256, "minmax", PRE), old)
+        w.add_artifact("model.onnx", "onnxruntime", "fp32",
+                       [TensorSpec("input", [-1, *CHW], layout="NCHW")],
+                       [TensorSpec("logits", [-1, 10])])
+    arts, logs = _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=16)
+    assert [a.details["cache"] for a in arts] == ["computed", "computed"]
+    arts, logs = _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=16)
+    assert [a.details["cache"] for a in arts] == ["reused", "reused"]
+    assert not any("calibrated" in m for m in logs)
+
+
+# -- identity: manifest, runtime.load, old bundles -------------------------------------------
+@pytest.fixture(scope="module")
+def both(model, calib_npy, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("both") / "bundle"
+    _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=48)
+    return out
+
+
+def test_manifest_records_and_routing(both):
+    import edgecnn.runtime as rt
+
+    raw = json.loads((both / "manifest.json").read_text())
+    assert raw["schema_version"] == SCHEMA_VERSION == 1  # the variant needs no schema bump
+    shaped = {a["file"]: a["details"].get("shaped_for") for a in raw["artifacts"]}
+    assert shaped == {"model.onnx": None, "model.int8.cpu.onnx": "cpu",
+                      "model.int8.onnx": "tensorrt"}
+    m = Bundle.open(both).manifest
+    assert [a.key for a in m.artifacts] == ["onnxruntime:fp32", "onnxruntime:int8",
+                                            "onnxruntime:int8-trt"]
+    assert m.find("onnxruntime", "int8").file == "model.int8.cpu.onnx"
+    assert m.find("onnxruntime", "int8-trt").file == "model.int8.onnx"
+    assert m.find("onnxruntime", "int8", "tensorrt").file == "model.int8.onnx"
+    assert m.find("onnxruntime", "int8", "cpu").file == "model.int8.cpu.onnx"
+    assert m.find().file == "model.onnx"
+    assert m.find(precision="int8-trt").file == "model.int8.onnx"  # any backend
+    import dataclasses
+
+    mixed = dataclasses.replace(m, artifacts=[*m.artifacts, dataclasses.replace(
+        m.artifacts[0], file="model.int8.tflite", backend="tflite", precision="int8")])
+    assert mixed.find(precision="int8-trt").file == "model.int8.onnx"  # tflite has no -trt
+    assert mixed.find("tflite", "int8").file == "model.int8.tflite"
+    with pytest.raises(BundleError, match="tflite has no int8-trt artifact"):
+        mixed.find("tflite", "int8-trt")
+    with rt.load(both, backend="onnxruntime", precision="int8") as s:
+        assert s.artifact.file == "model.int8.cpu.onnx" and s.artifact.variant == "cpu"
+        x = normalize_uint8(_images(4, 9), PRE)
+        assert s.run(x).shape == (4, 10)
+    with rt.load(both, backend="onnx", precision="int8-trt") as s:
+        assert s.artifact.file == "model.int8.onnx" and "int8-trt" in repr(s)
+    with rt.load(both, backend="onnxruntime", precision="int8", variant="trt") as s:
+        assert s.artifact.file == "model.int8.onnx"
+    with pytest.raises(BundleError, match="no int8-gpu artifact"):
+        rt.load(both, backend="onnxruntime", precision="int8-gpu")
+
+
+def _old_bundle(both: Path, out: Path) -> Path:
+    """A bundle as edgecnn wrote it before the CPU graph: model.onnx + model.int8.onnx, no
+    shaped_for, no model.int8.cpu.onnx."""
+    from edgecnn.bundle import sha256_file
+
+    out.mkdir()
+    for f in ("model.onnx", "model.int8.onnx"):
+        (out / f).write_bytes((both / f).read_bytes())
+    raw = json.loads((both / "manifest.json").read_text())
+    raw["artifacts"] = [a for a in raw["artifacts"] if a["file"] != "model.int8.cpu.onnx"]
+    for a in raw["artifacts"]:
+        a["details"].pop("shaped_for", None)
+        assert a["sha256"] == sha256_file(out / a["file"])
+    (out / "manifest.json").write_text(json.dumps(raw))
+    return out
+
+
+def test_old_bundle_loads_and_routes_as_before(both, tmp_path):
+    import edgecnn.runtime as rt
+
+    old = _old_bundle(both, tmp_path / "old")
+    m = Bundle.open(old).manifest
+    a = m.find("onnxruntime", "int8")
+    assert a.file == "model.int8.onnx" and a.variant == "tensorrt" and a.key == "onnxruntime:int8-trt"
+    with rt.load(old, backend="onnxruntime", precision="int8") as s:  # as before: the one int8
+        assert s.artifact.file == "model.int8.onnx"
+    with pytest.raises(BundleError, match=r"no artifact onnxruntime:int8-cpu .*int8-trt"):
+        m.find("onnxruntime", "int8", "cpu")
+
+
+# -- bench targets ---------------------------------------------------------------------------
+def test_bench_target_grammar():
+    from edgecnn.bench.targets import ALL_TARGETS, parse_target, parse_targets
+
+    t = parse_target("onnx:int8")
+    assert (t.variant, t.name, t.artifact_file, t.spec) == ("cpu", "onnx:int8",
+                                                           "model.int8.cpu.onnx", "int8")
+    for text in ("onnx:int8-trt", "ort:int8-tensorrt", "onnxruntime:INT8-TRT"):
+        t = parse_target(text)
+        assert (t.variant, t.name, t.artifact_file) == ("tensorrt", "onnx:int8-trt", "model.int8.onnx")
+        assert "accuracy proxy" in t.title
+    assert parse_target("onnx:int8-cpu") == parse_target("onnx:int8")
+    assert parse_target("tensorrt:int8").artifact_file == "model.int8.engine"
+    assert parse_target("onnx:fp32").variant == ""
+    assert [x.name for x in parse_targets("onnx:int8,onnx:int8-cpu,onnx:int8-trt")] == \
+        ["onnx:int8", "onnx:int8-trt"]
+    assert "onnx:int8-trt" in ALL_TARGETS
+    for bad, msg in (("onnx:int8-gpu", "no precision int8-gpu"), ("tflite:int8-trt", "int8-trt"),
+                     ("torch:fp32-trt", "torch has no precision")):
+        with pytest.raises(UnknownTargetError, match=msg):
+            parse_target(bad)
+
+
+def test_bench_runs_both_graphs_labelled_and_old_bundles_route_as_before(both, tmp_path):
+    from edgecnn.bench.runner import BenchOptions, run_bench
+
+    fast = dict(warmup=1, iterations=3, plot=False, save=False, isolate=False, threads=1)
+    rep = run_bench(str(both), BenchOptions(targets="onnx:fp32,onnx:int8,onnx:int8-trt", **fast),
+                    log=lambda m: None)
+    rows = {r.target: r for r in rep.results}
+    assert all(rows[t].status == "ok" for t in ("onnx:fp32", "onnx:int8", "onnx:int8-trt"))
+    assert rows["onnx:int8"].artifact == "model.int8.cpu.onnx"
+    assert rows["onnx:int8-trt"].artifact == "model.int8.onnx"
+    assert any("TensorRT's accuracy proxy, not the CPU artifact" in w
+               for w in rows["onnx:int8-trt"].warnings)
+    assert not rows["onnx:int8"].warnings
+    old = _old_bundle(both, tmp_path / "old")
+    rep = run_bench(str(old), BenchOptions(targets="onnx:int8,onnx:int8-trt", **fast),
+                    log=lambda m: None)
+    rows = {r.target: r for r in rep.results}
+    assert rows["onnx:int8-trt"].status == "ok"
+    assert rows["onnx:int8"].status == "skipped" and "CPU graph" in rows["onnx:int8"].reason
+
+
+# -- gates: parity and the accuracy budget on the CPU graph ---------------------------------
+def _labelled_eval(fp32: Path, tmp: Path, n: int = 200) -> Path:
+    imgs = _images(n, 7)
+    labels = run_batched(inference_session(fp32), normalize_uint8(imgs, PRE)).argmax(1)
+    p = tmp / "eval.npz"
+    np.savez(p, images=imgs, labels=labels, classes=np.array(LABELS))
+    return p
+
+
+def test_cpu_graph_parity_gate_and_record(both):
+    a = Bundle.open(both).manifest.find("onnxruntime", "int8")
+    p = a.details["parity"]
+    assert p["passed"] is True and p["gated"] == "parity" and "reference" not in p
+    assert a.details["scheme"] == "cpu"
+    assert p["cosine"] >= p["tolerance"]["min_cosine"] == 0.95
+    assert p["top1_agreement"] >= p["tolerance"]["min_top1"] == 0.5
+    trt = Bundle.open(both).manifest.find("onnxruntime", "int8-trt")
+    assert trt.details["parity"]["gated"] == "no (reported)"
+
+
+def sigmoid_cnn(path: Path) -> Path:
+    """conv1 -> Sigmoid -> gap -> flatten -> gemm; channel 0 of conv1's output is ~5000 and the
+    Gemm ignores it. The TensorRT graph quantizes only the Gemm's input (sigmoid outputs in
+    [0, 1]: harmless); every CPU shape also quantizes conv1's output, whose ~20-wide uint8 steps
+    flatten the small channels before the Sigmoid: no CPU graph is faithful here."""
+    rng = np.random.default_rng(2)
+    w1 = rng.normal(0, 0.5, (8, 1, 3, 3)).astype(np.float32)
+    b1 = rng.normal(0, 0.1, 8).astype(np.float32)
+    w3 = rng.normal(0, 1.0, (10, 8)).astype(np.float32)
+    b1[0], w3[:, 0] = 5000.0, 0.0
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             ((w1, "w1"), (b1, "b1"), (w3, "w3"), (np.zeros(10, np.float32), "b3"))]
+    nodes = [helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["c1"], ["s1"], name="sig"),
+             helper.make_node("GlobalAveragePool", ["s1"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1)]
+    g = helper.make_graph(nodes, "sig", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", *CHW])], [helper.make_tensor_value_info(
+            "logits", TensorProto.FLOAT, ["N", 10])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_cpu_graph_failing_parity_is_one_clear_line(calib_npy, tmp_path):
+    fp32 = sigmoid_cnn(tmp_path / "sig.onnx")
+    with pytest.raises(ParityError) as err:
+        _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=32)
+    msg = str(err.value)
+    assert "\n" not in msg and "model.int8.cpu.onnx (cpu int8 graph) disagrees with model.onnx" in msg
+    assert "the TensorRT-shaped graph:" in msg and "even with cpu-weighted-only" in msg
+    assert "--max-accuracy-drop" in msg
+    assert not (tmp_path / "b").exists()  # nothing half-written
+
+
+def test_cpu_graph_falls_back_to_shapes_that_quantize_less(calib_npy, tmp_path):
+    """A model where the full CPU shape is less faithful than the TensorRT-shaped graph gets
+    the next shape of the ladder; the manifest says which."""
+    from edgecnn.quantize.int8 import CPU_LADDER
+
+    assert [s.name for s in CPU_LADDER] == ["cpu", "cpu-float-merges", "cpu-weighted-only"]
+    assert "Add" not in CPU_LADDER[1].op_types and CPU_LADDER[2].op_types == ("Conv", "Gemm",
+                                                                             "MatMul")
+    fp32 = res_cnn(tmp_path / "sens.onnx", outliers=True)  # fails 0.95 with every shape
+    arts, logs = _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=32)
+    cpu, trt = arts
+    p = cpu.details["parity"]
+    assert p["passed"] and p["reference"]["graph"] == "tensorrt"
+    assert p["gated"] == "parity vs the TensorRT-shaped graph"
+    assert p["cosine"] >= p["reference"]["cosine"] - 0.01
+    assert cpu.details["scheme"] in ("cpu", "cpu-float-merges", "cpu-weighted-only")
+    assert trt.details["parity"]["cosine"] == pytest.approx(p["reference"]["cosine"])
+
+
+def chain_cnn(path: Path) -> Path:
+    """conv1 relu conv2 relu conv3 relu maxpool gap flatten gemm; channel 0 of conv1's output
+    is ~500 for every input and conv2 ignores it: the tensor between conv1 and conv2 is
+    hypersensitive, and in the CPU graph both its writer (conv1's output Q/DQ, relu1) and its
+    reader (conv2) quantize it."""
+    rng = np.random.default_rng(5)
+    ws = [rng.normal(0, 0.5, (8, 1, 3, 3)), rng.normal(0, 0.3, (8, 8, 3, 3)),
+          rng.normal(0, 0.3, (8, 8, 3, 3))]
+    bs = [rng.normal(0, 0.1, 8) for _ in ws]
+    bs[0][0], ws[1][:, 0] = 500.0, 0.0
+    inits, nodes, x = [], [], "input"
+    for i, (w, b) in enumerate(zip(ws, bs), 1):
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
+                  numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}",
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        x = f"r{i}"
+    inits += [numpy_helper.from_array(rng.normal(0, 1, (10, 8)).astype(np.float32), "wf"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes += [helper.make_node("MaxPool", [x], ["mp"], name="pool", kernel_shape=[2, 2],
+                               strides=[2, 2]),
+              helper.make_node("GlobalAveragePool", ["mp"], ["p"], name="gap"),
+              helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="fc", transB=1)]
+    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", *CHW])], [helper.make_tensor_value_info(
+            "logits", TensorProto.FLOAT, ["N", 10])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_float_island_keeps_the_float_layer_float_in_the_cpu_graph(tmp_path):
+    from edgecnn.quantize.int8 import float_island
+
+    fp32 = chain_cnn(tmp_path / "chain.onnx")
+    assert float_island(fp32, ["conv2"], TENSORRT_QDQ) == ["conv2"]
+    assert set(float_island(fp32, ["conv2"], CPU_QDQ)) == {"conv2", "relu1", "relu2"}
+    assert set(float_island(fp32, ["conv3"], CPU_QDQ)) == {"conv3", "relu2", "relu3", "pool",
+                                                          "gap", "flatten"}
+    r = res_cnn(tmp_path / "res.onnx")  # an Add is left in float but not crossed
+    assert set(float_island(r, ["conv2"], CPU_QDQ)) == {"conv2", "relu1", "relu2", "add"}
+
+
+def test_accuracy_budget_on_the_cpu_graph(calib_npy, tmp_path):
+    fp32 = chain_cnn(tmp_path / "sens.onnx")
+    ev = _labelled_eval(fp32, tmp_path)
+    arts, logs = _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=32,
+                                     max_accuracy_drop=10.0, eval=str(ev))
+    cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")
+    d = cpu.details
+    assert d["accuracy"]["drop_plain"] > 10.0 and d["accuracy_drop"] <= 10.0
+    assert set(d["excluded_layers"]) == {"conv1", "conv2"}  # writer and reader of the tensor
+    assert d["parity"]["gated"] == "accuracy budget"
+    rep = json.loads((tmp_path / "b" / "quantization_report.cpu.json").read_text())
+    assert rep["accuracy"]["drop"] == d["accuracy_drop"]
+    assert rep["excluded_layers"] == d["excluded_layers"]
+    # the excluded layer reads a float activation in the CPU graph too
+    g = onnx.load(str(tmp_path / "b" / "model.int8.cpu.onnx")).graph
+    excluded = next(n for n in g.node if n.name == d["excluded_layers"][0])
+    assert excluded.op_type in ("Conv", "Gemm")
+    assert any("accuracy budget on model.int8.cpu.onnx" in m for m in logs)

@@ -59,12 +59,12 @@ class QuantizeOptions:
     seed: int = 0
 
     def check(self, what: str = "int8", require_calib: bool = True) -> None:
-        """Raise CalibrationError for settings no INT8 export can use (before any work)."""
+        """Raise CalibrationError for settings no INT8 export can use (before any work): the
+        options among themselves first, then whether the data they name exists."""
         if require_calib and not self.calib:
             raise CalibrationError(f"{what} needs calibration data: pass --calib (an image "
                                    f"folder, fashion-mnist:train, a .npy/.npz file or a "
                                    f"calibration/*.toml recipe)")
-        self.check_paths()
         if self.calib_samples < 1:
             raise CalibrationError(f"--calib-samples must be >= 1, got {self.calib_samples}")
         if (self.calib_method or "").lower() not in CALIB_METHODS:
@@ -76,6 +76,7 @@ class QuantizeOptions:
             if not self.eval:
                 raise CalibrationError("--max-accuracy-drop needs --eval with labelled held-out "
                                        "data (e.g. fashion-mnist:val)")
+        self.check_paths()
 
     def check_paths(self) -> None:
         """Raise CalibrationError for a --calib or --eval that names no data (before any work)."""

@@ -28,7 +28,7 @@ def check(bundle, target, trt_version, precision, as_json):
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
     elif not reports:
-        click.echo(f"{bundle}: nothing to check (no int8 ONNX; use --target tensorrt for the TensorRT preflight)")
+        click.echo(f"{bundle}: nothing to check (no TensorRT-shaped int8 ONNX; use --target tensorrt for the TensorRT preflight)")
     for r in reports if not as_json else []:
         head = r.summary() if target else (f"int8 Q/DQ check: {len(r.errors)} error(s), "
                                            f"{len(r.warnings)} warning(s)\n" +

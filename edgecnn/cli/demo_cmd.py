@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 DEMO_WEIGHTS = ("resnet8_fmnist.pt", "lenet5_fmnist.pt")  # first one found wins
 
@@ -79,6 +80,7 @@ def find_weights(weights: str | None = None) -> Path:
               help="Evaluate only this many test images (seeded subset) [all 10,000].")
 @click.option("--threads", type=int, default=None, help="CPU threads [all].")
 @handle_errors
+@quiet_libraries
 def demo(weights, out, samples, threads):
     """Export the trained Fashion-MNIST model and compare every target's accuracy to PyTorch."""
     from rich.console import Console

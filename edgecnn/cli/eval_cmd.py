@@ -14,8 +14,8 @@ from edgecnn.cli.native_logs import quiet_libraries
               help="Labelled data: fashion-mnist:test|val, an image folder or a .npz.")
 @click.option("--weights", default=None, help="Weights for a zoo model name (state dict or checkpoint).")
 @click.option("--backend", default=None, help="Bundle artifact backend (onnxruntime, tflite, tensorrt).")
-@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8"]),
-              help="Bundle artifact precision.")
+@click.option("--precision", default=None, type=click.Choice(["fp32", "fp16", "int8", "int8-trt"]),
+              help="Bundle artifact precision (int8-trt: the TensorRT-shaped int8 ONNX graph).")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--samples", type=int, default=None, help="Evaluate a seeded subset of this size.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("info")
@@ -12,6 +13,7 @@ from edgecnn.cli.main import handle_errors
 @click.option("--verify", is_flag=True, help="Check every artifact's sha256 against the manifest.")
 @click.option("--json", "as_json", is_flag=True, help="Print manifest.json as is.")
 @handle_errors
+@quiet_libraries
 def info(bundle: str, verify: bool, as_json: bool) -> None:
     """Show the model, preprocessing, labels, tools and artifacts of BUNDLE."""
     from rich.console import Console

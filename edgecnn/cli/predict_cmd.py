@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.native_logs import quiet_libraries
 
 
 @click.command("predict")
@@ -18,6 +19,7 @@ from edgecnn.cli.main import handle_errors
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
 @handle_errors
+@quiet_libraries
 def predict(bundle: str, images: tuple[str, ...], backend: str | None, precision: str | None,
             top_k: int, threads: int | None) -> None:
     """Classify IMAGE files with BUNDLE and print the top-k labels of each."""

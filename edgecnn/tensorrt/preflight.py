@@ -409,7 +409,10 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
     onnx_files = {p: catalog.artifact_file("onnxruntime", p)
                   for p in catalog.entry("onnxruntime").precisions}
     if target is None:
-        int8 = [a for a in b.manifest.artifacts if a.file.endswith(".onnx") and a.precision == "int8"
+        # TensorRT's Q/DQ rules apply to the TensorRT-shaped graph only: the CPU-shaped int8
+        # graph (uint8 activations, non-zero zero points) is right for ONNX Runtime's kernels
+        int8 = [a for a in b.manifest.artifacts if a.backend == "onnxruntime"
+                and a.precision == "int8" and a.variant == "tensorrt"
                 and (precision in (None, "int8"))]
         reports = []
         for a in int8:

@@ -93,13 +93,7 @@ class Session:
                              f"artifact's own input is {_fmt_shape(want)} "
                              f"({self.input_spec.layout or 'its layout'}); pass float32 NCHW "
                              f"to have it converted")
-        if batch.shape[0] == 0:
-            raise InputError("input batch is empty")
-        max_batch = self.max_batch()
-        if max_batch is not None and batch.shape[0] > max_batch:
-            raise InputError(f"batch size {batch.shape[0]} exceeds this artifact's maximum of "
-                             f"{max_batch}; split the batch or rebuild with a larger profile")
-        return np.ascontiguousarray(batch)
+        return self._check_batch_size(batch)
 
     def predict(self, images: Iterable, top_k: int = 5) -> list[list[Prediction]]:
         """Images (paths, PIL images or uint8 HxW[xC] arrays) -> top-k predictions each."""
@@ -144,6 +138,9 @@ class Session:
         if expected[0] != -1 and batch.shape[0] != expected[0]:
             raise InputError(f"batch size {batch.shape[0]} is wrong: this artifact has a fixed "
                              f"batch of {expected[0]}")
+        return self._check_batch_size(batch)
+
+    def _check_batch_size(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == 0:
             raise InputError("input batch is empty")
         max_batch = self.max_batch()

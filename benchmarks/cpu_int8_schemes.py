@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgecnn.quantize.int8 import CPU_LADDER, CPU_QDQ, TENSORRT_QDQ, quantize_onnx  # noqa: E402
 from edgecnn.quantize.ranges import collect_ranges, scheme_tensors  # noqa: E402
+from edgecnn.platform_info import cpu_facts  # noqa: E402
 from edgecnn.runtime.ort import inference_session  # noqa: E402
 
 _CONV = ("Conv", "Gemm", "MatMul")
@@ -59,21 +60,6 @@ CANDIDATES = {
              "Transpose", "Resize", "Pad", "Split", "Sigmoid", "Softmax", "LeakyRelu",
              "Gather", "Where", "Slice"}))),
 }
-
-
-def cpu_facts() -> dict:
-    flags, name = set(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not name:
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return {"cpu": name, "flags": [f for f in keep if f in flags], "cores": os.cpu_count()}
 
 
 def time_runs(sess, x, runs: int) -> list[float]:

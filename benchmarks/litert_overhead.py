@@ -25,34 +25,12 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # tflite.py's helpers; edgecnn comes from PYTHONPATH / the venv
-
-
-def _times(fn, runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
-def cpu_facts() -> dict:
-    flags, name = set(), ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name") and not name:
-            name = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return {"cpu": name, "flags": [f for f in keep if f in flags], "cores": os.cpu_count()}
 
 
 def main() -> None:
@@ -66,7 +44,8 @@ def main() -> None:
 
     import edgecnn
     import edgecnn.runtime as rt
-    from tflite import _random_calib, export_bundle, tool_latency
+    from edgecnn.platform_info import cpu_facts
+    from tflite import _random_calib, _times, export_bundle, tool_latency
 
     out = Path(args.bundle)
     chw = (3, 224, 224)

@@ -179,6 +179,25 @@ def cpu_model(root: str | os.PathLike = "/") -> str | None:
     return parse_cpuinfo(_read(Path(root), "proc/cpuinfo") or "") or platform.processor() or None
 
 
+INT8_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what int8 speed hangs on
+
+
+def cpu_flags(root: str | os.PathLike = "/", keep: tuple[str, ...] = INT8_CPU_FLAGS) -> list[str]:
+    """The flags of ``keep`` this CPU has (the first 'flags' line of /proc/cpuinfo), in ``keep``'s
+    order; [] where /proc/cpuinfo is missing."""
+    for line in (_read(Path(root), "proc/cpuinfo") or "").splitlines():
+        k, _, v = line.partition(":")
+        if k.strip() == "flags":
+            have = set(v.split())
+            return [f for f in keep if f in have]
+    return []
+
+
+def cpu_facts() -> dict[str, Any]:
+    """CPU name, int8-relevant flags and core count: what every speed figure must name."""
+    return {"cpu": cpu_model() or "", "flags": cpu_flags(), "cores": os.cpu_count()}
+
+
 def is_tegra(root: str | os.PathLike = "/") -> bool:
     """A Jetson: /etc/nv_tegra_release exists or the device-tree model names a Jetson or Tegra."""
     r = Path(root)

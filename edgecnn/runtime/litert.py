@@ -194,21 +194,17 @@ class LiteRTSession(Session):
         return self._dequantize(y, self._out)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            try:
-                return self._run_locked(batch, native=False)
-            except (ValueError, RuntimeError) as exc:
-                # the input was checked against the manifest: the graph itself cannot run it
-                raise BackendUnavailableError(
-                    f"LiteRT failed to run {os.path.basename(self.path)} on input "
-                    f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or "
-                    f"does not match its manifest; re-export the bundle") from exc
+        return self._run_guarded(batch, native=False)
 
     def _run_native(self, batch: np.ndarray) -> np.ndarray:
+        return self._run_guarded(batch, native=True)
+
+    def _run_guarded(self, batch: np.ndarray, native: bool) -> np.ndarray:
         with self._lock:
             try:
-                return self._run_locked(batch, native=True)
+                return self._run_locked(batch, native=native)
             except (ValueError, RuntimeError) as exc:
+                # the input was checked against the manifest: the graph itself cannot run it
                 raise BackendUnavailableError(
                     f"LiteRT failed to run {os.path.basename(self.path)} on input "
                     f"{tuple(batch.shape)}: {first_line(exc)}; the model file is damaged or "

@@ -165,3 +165,15 @@ def test_parse_tegra_reports_the_cuda_of_the_release():
 def test_module_rows_name_their_rail_profile(model, module, power):
     row = platform_info.module_from_model(model)
     assert (row["module"], row["power"]) == (module, power)
+
+
+def test_cpu_flags_name_only_the_int8_relevant_ones(tmp_path):
+    from edgecnn.platform_info import cpu_flags, cpu_model
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "model name\t: Example CPU\nflags\t\t: fpu sse2 avx2 fma avx512_vnni\n\n"
+        "model name\t: Example CPU\nflags\t\t: fpu sse2 avx2 fma avx512_vnni\n")
+    assert cpu_flags(tmp_path) == ["avx2", "avx512_vnni"]
+    assert cpu_model(tmp_path) == "Example CPU"
+    assert cpu_flags(tmp_path / "nowhere") == []

@@ -13,42 +13,23 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from edgecnn.models import list_models  # noqa: E402
-
-FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
+from _zoo import random_zoo_model, zoo_params  # noqa: E402
 
 
-def _params():
-    for info in list_models():
-        marks = () if info.name in FAST else (pytest.mark.slow,)
-        yield pytest.param(info.name, marks=marks, id=info.name)
-
-
-@pytest.mark.parametrize("name", list(_params()))
+@pytest.mark.parametrize("name", list(zoo_params()))
 def test_zoo_model_both_int8_graphs(name, tmp_path: Path):
-    import torch
-
     from edgecnn.backends.onnxruntime import OnnxRuntimeBackend
     from edgecnn.backends.registry import ExportContext
     from edgecnn.bundle import Bundle, BundleWriter
-    from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest, TensorSpec
-    from edgecnn.models import create_model, get_model_info
-    from edgecnn.models.batchnorm import settle_if_vanishing
-    from edgecnn.models.loading import LoadedModel
     from edgecnn.options import ExportOptions
     from edgecnn.quantize.qdq_check import check_qdq
 
-    c, h, w = get_model_info(name).test_size
-    torch.manual_seed(0)
-    module = create_model(name, num_classes=10, in_chans=c, img_size=h)
-    settle_if_vanishing(module, (c, h, w))
-    pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
+    lm, (c, h, w) = random_zoo_model(name)
+    module, pre = lm.module, lm.preprocess
     calib = tmp_path / "calib.npy"
     np.save(calib, np.random.default_rng(0).standard_normal((32, c, h, w)).astype(np.float32))
-    lm = LoadedModel(module=module, name=name, input_size=(c, h, w), preprocess=pre,
-                     labels=[str(i) for i in range(10)])
     out = tmp_path / "bundle"
     with BundleWriter(out, Manifest(model=name, preprocess=pre, labels=lm.labels)) as wr:
         fp32 = wr.path_for("model.onnx")

@@ -12,46 +12,26 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from edgecnn.models import create_model, list_models  # noqa: E402
-from edgecnn.models.batchnorm import settle_if_vanishing  # noqa: E402
-
-FAST = {"lenet5", "resnet8"}  # the rest run with -m slow
+from _zoo import random_zoo_model, zoo_params  # noqa: E402
 
 
-def _params():
-    for info in list_models():
-        marks = () if info.name in FAST else (pytest.mark.slow,)
-        yield pytest.param(info.name, marks=marks, id=info.name)
-
-
-@pytest.mark.parametrize("name", list(_params()))
+@pytest.mark.parametrize("name", list(zoo_params()))
 def test_zoo_model_int8_and_fp16(name, tmp_path: Path):
-    import torch
-
     from edgecnn.backends.onnxruntime import ensure_onnx
     from edgecnn.backends.registry import ExportContext
     from edgecnn.bundle import Bundle, BundleWriter
-    from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest
-    from edgecnn.models import get_model_info
-    from edgecnn.models.loading import LoadedModel
     from edgecnn.options import ExportOptions
     from edgecnn.quantize.qdq_check import check_qdq
     from edgecnn.runtime.ort import inference_session as ort_session
     from edgecnn.runtime.ort import run_batched as run_model
 
-    c, h, w = get_model_info(name).test_size
-    torch.manual_seed(0)
-    # as `edgecnn export NAME` does: settled BatchNorm where random-init logits vanish
-    module = create_model(name, num_classes=10, in_chans=c, img_size=h)
-    settle_if_vanishing(module, (c, h, w))
-    pre = grayscale_preprocess((h, w)) if c == 1 else imagenet_preprocess((h, w))
+    lm, (c, h, w) = random_zoo_model(name)
+    module, pre = lm.module, lm.preprocess
     calib = tmp_path / "calib.npy"
     x = np.random.default_rng(0).standard_normal((16, c, h, w)).astype(np.float32)
     np.save(calib, x)
-    lm = LoadedModel(module=module, name=name, input_size=(c, h, w), preprocess=pre,
-                     labels=[str(i) for i in range(10)])
     out = tmp_path / "bundle"
     with BundleWriter(out, Manifest(model=name, preprocess=pre, labels=lm.labels)) as wr:
         fp32 = wr.path_for("model.onnx")

@@ -13,6 +13,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
+from _onnx_graphs import save_classifier  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgecnn import catalog  # noqa: E402
@@ -62,14 +63,7 @@ def res_cnn(path: Path, outliers: bool = False, seed: int = 0) -> Path:
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1),
     ]
-    g = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                      ["N", *CHW])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                          initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
+    save_classifier(path, nodes, inits, "res", CHW)
     return path
 
 
@@ -387,12 +381,7 @@ def sigmoid_cnn(path: Path) -> Path:
              helper.make_node("GlobalAveragePool", ["s1"], ["p"], name="gap"),
              helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1)]
-    g = helper.make_graph(nodes, "sig", [helper.make_tensor_value_info(
-        "input", TensorProto.FLOAT, ["N", *CHW])], [helper.make_tensor_value_info(
-            "logits", TensorProto.FLOAT, ["N", 10])], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
+    save_classifier(path, nodes, inits, "sig", CHW, check=False)
     return path
 
 
@@ -451,12 +440,7 @@ def chain_cnn(path: Path) -> Path:
               helper.make_node("GlobalAveragePool", ["mp"], ["p"], name="gap"),
               helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
               helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="fc", transB=1)]
-    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info(
-        "input", TensorProto.FLOAT, ["N", *CHW])], [helper.make_tensor_value_info(
-            "logits", TensorProto.FLOAT, ["N", 10])], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(path))
+    save_classifier(path, nodes, inits, "chain", CHW, check=False)
     return path
 
 

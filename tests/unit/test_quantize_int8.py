@@ -11,6 +11,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+from _onnx_graphs import save_classifier  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgecnn.backends.registry import ExportContext  # noqa: E402
@@ -61,14 +62,7 @@ def small_cnn(path: Path, outliers: int = 0, seed: int = 0, batch="N") -> Path:
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1),
     ]
-    g = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                        [batch, *CHW])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
-                          initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
+    save_classifier(path, nodes, inits, "small", CHW, batch)
     return path
 
 
@@ -350,14 +344,7 @@ def chain_cnn(path: Path, sensitive: tuple[int, ...], depth: int = 8) -> Path:
     nodes += [helper.make_node("GlobalAveragePool", [x], ["p"], name="gap"),
               helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
               helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], name="fc", transB=1)]
-    g = helper.make_graph(nodes, "chain",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *CHW])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                          initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
+    m = save_classifier(path, nodes, inits, "chain", CHW)
     # centre and scale the classifier on the eval images, so fp32 predicts varied classes
     from edgecnn.data.preprocess import normalize_uint8
 

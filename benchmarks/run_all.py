@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 THREADS = 2
-ALL = "torch,onnx:fp32,onnx:fp16,onnx:int8,tflite:fp32,tflite:int8,tensorrt:fp16,tensorrt:int8"
+ALL = "torch,onnx:fp32,onnx:fp16,onnx:int8,onnx:int8-trt,tflite:fp32,tflite:int8,tensorrt:fp16,tensorrt:int8"
 
 
 def bench_table(name: str, model: str, args, **kw):

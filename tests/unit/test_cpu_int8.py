@@ -191,6 +191,28 @@ def test_cpu_graph_runs_on_integer_kernels(model, calib_npy, tmp_path):
     assert "QLinearAdd" not in trt_ops and "Add" in trt_ops
 
 
+def test_cpu_graph_weights_are_7_bit_so_avx2_cannot_saturate(model, calib_npy, tmp_path):
+    """x86 without VNNI sums u8 x s8 pairs in int16 (vpmaddubsw), which saturates with full
+    8-bit weights: a trained resnet8's CPU graph fell to cosine 0.87 on an AVX2-only CPU. The
+    CPU graph's weights stay in [-64, 64] whatever CPU builds it; the TensorRT graph keeps 8 bits."""
+    out = tmp_path / "b"
+    _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=48)
+
+    def weight_extremes(name: str) -> tuple[int, int]:
+        g = onnx.load(str(out / name)).graph
+        ints = [numpy_helper.to_array(t) for t in g.initializer if t.data_type == TensorProto.INT8
+                and numpy_helper.to_array(t).ndim == 4]
+        assert ints, f"{name} holds no int8 conv weights"
+        return min(int(w.min()) for w in ints), max(int(w.max()) for w in ints)
+
+    lo, hi = weight_extremes("model.int8.cpu.onnx")
+    assert -64 <= lo and hi <= 64, (lo, hi)  # two u8 x s8 products: 2 * 255 * 64 < 2**15
+    assert CPU_QDQ.to_dict()["reduce_range"] is True
+    lo, hi = weight_extremes("model.int8.onnx")
+    assert hi == 127 or lo <= -127, "the TensorRT graph must keep full 8-bit weights"
+    assert "reduce_range" not in TENSORRT_QDQ.to_dict()
+
+
 def test_tensorrt_backend_still_gets_the_tensorrt_graph_only(model, calib_npy, tmp_path):
     logs: list[str] = []
     with BundleWriter(tmp_path / "b", Manifest(model="res", preprocess=PRE, labels=LABELS)) as w:

@@ -83,11 +83,10 @@ def find_weights(weights: str | None = None) -> Path:
 @quiet_libraries
 def demo(weights, out, samples, threads):
     """Export the trained Fashion-MNIST model and compare every target's accuracy to PyTorch."""
-    from rich.console import Console
-
     from edgecnn.data.datasets import load_dataset
+    from edgecnn.terminal import console as make_console, print_table
 
-    console = Console()
+    console = make_console()
     t_start = time.perf_counter()
     out = Path(out)
     weights_path = find_weights(weights)
@@ -96,10 +95,11 @@ def demo(weights, out, samples, threads):
 
     _export_all(weights_path, out, console)
     rows = _evaluate_all(weights_path, out, dataset, threads, console)
-    console.print(_accuracy_table(rows, dataset))
-    for row in rows:
+    print_table(console, _accuracy_table(rows, dataset))
+    for row in rows:  # a note may hold a command to copy: never wrapped
         if row.note:
-            console.print(f"  {row.target.title} {row.target.precision}: {row.note}")
+            console.print(f"  {row.target.title} {row.target.precision}: {row.note}",
+                          markup=False, highlight=False, soft_wrap=True)
     _predict_samples(out, dataset, console)
     console.print(f"[dim]bundle: {out}   total {time.perf_counter() - t_start:.0f}s[/]")
 
@@ -115,11 +115,13 @@ def _export_all(weights_path: Path, out: Path, console) -> None:
         console.print(f"[bold]export[/] {target.title} ({target.backend}:{target.precision})")
         try:
             with console.status("exporting..."):
-                export(str(weights_path), opts, log=lambda m: console.print(f"  [dim]{m}[/]"))
+                export(str(weights_path), opts,
+                       log=lambda m: console.print(f"  {m}", style="dim", markup=False,
+                                                   highlight=False, soft_wrap=True))
         except Exception as exc:  # noqa: BLE001 - optional targets report and go on
             if not target.optional:
                 raise
-            console.print(f"  [yellow]skipped: {exc}[/]")
+            console.print(f"  skipped: {exc}", style="yellow", markup=False, soft_wrap=True)
 
 
 @dataclass
@@ -187,6 +189,8 @@ def _predict_samples(out: Path, dataset, console, count: int = 4) -> None:
     import edgecnn.runtime as rt
     from rich.table import Table
 
+    from edgecnn.terminal import print_table
+
     samples = out.parent / f"{out.name}-samples"  # beside the bundle, not inside it
     samples.mkdir(parents=True, exist_ok=True)
     # one image from each of the first `count` classes seen, so the samples differ
@@ -213,4 +217,4 @@ def _predict_samples(out: Path, dataset, console, count: int = 4) -> None:
         ok = top[0].label == true
         table.add_row(path.name, true, f"[{'green' if ok else 'red'}]{top[0].label}[/]",
                       f"{top[0].probability:.2f}", f"{top[1].label} {top[1].probability:.2f}")
-    console.print(table)
+    print_table(console, table)

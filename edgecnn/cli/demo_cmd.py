@@ -50,7 +50,8 @@ demo_targets: list[DemoTarget] = [
                optional=True),
     DemoTarget("TensorRT", "tensorrt", "int8", export={"target": "tensorrt", "calib": CALIB},
                optional=True,
-               unavailable="prepared; on the GPU run: edgecnn build {out} --precision int8"),
+               unavailable="prepared; on the machine with the GPU run:\n"
+                           "edgecnn build {out} --precision int8"),
 ]
 
 
@@ -96,12 +97,20 @@ def demo(weights, out, samples, threads):
     _export_all(weights_path, out, console)
     rows = _evaluate_all(weights_path, out, dataset, threads, console)
     print_table(console, _accuracy_table(rows, dataset))
-    for row in rows:  # a note may hold a command to copy: never wrapped
+    for row in rows:  # a note may end with a command to copy, on its own unwrapped line
         if row.note:
             console.print(f"  {row.target.title} {row.target.precision}: {row.note}",
                           markup=False, highlight=False, soft_wrap=True)
     _predict_samples(out, dataset, console)
     console.print(f"[dim]bundle: {out}   total {time.perf_counter() - t_start:.0f}s[/]")
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (what a user types)."""
+    import os
+
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def _export_all(weights_path: Path, out: Path, console) -> None:
@@ -113,11 +122,10 @@ def _export_all(weights_path: Path, out: Path, console) -> None:
             continue
         opts = ExportOptions(out=out, precision=target.precision, **target.export)
         console.print(f"[bold]export[/] {target.title} ({target.backend}:{target.precision})")
-        try:
-            with console.status("exporting..."):
-                export(str(weights_path), opts,
-                       log=lambda m: console.print(f"  {m}", style="dim", markup=False,
-                                                   highlight=False, soft_wrap=True))
+        try:  # no spinner: the export logs each step, and tables printed meanwhile stay whole
+            export(str(weights_path), opts,
+                   log=lambda m: console.print(f"  {m}", style="dim", markup=False,
+                                               highlight=False, soft_wrap=True))
         except Exception as exc:  # noqa: BLE001 - optional targets report and go on
             if not target.optional:
                 raise
@@ -154,7 +162,7 @@ def _evaluate_all(weights_path: Path, out: Path, dataset, threads, console) -> l
         except Exception as exc:  # noqa: BLE001
             if not target.optional:
                 raise
-            row.note = (target.unavailable.format(out=out) if target.unavailable
+            row.note = (target.unavailable.format(out=_relative(out)) if target.unavailable
                         else f"skipped: {str(exc).splitlines()[0][:80]}")
         rows.append(row)
     return rows

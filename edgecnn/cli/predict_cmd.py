@@ -111,7 +111,7 @@ def check_engine_built(bundle: str, precision: str | None) -> None:
     m = Bundle.open(bundle).manifest
     if any(a.backend == "tensorrt" and precision in (None, a.precision) for a in m.artifacts):
         return
-    prepared = sorted((m.source or {}).get(PREPARED_KEY) or {})
+    prepared = sorted(((m.source or {}).get(PREPARED_KEY) or {}).get("precisions") or {})
     wanted = [p for p in prepared if precision in (None, p)]
     if wanted:
         raise BundleError(f"bundle {bundle} holds a prepared TensorRT build, not an engine yet; "

@@ -380,10 +380,11 @@ def print_table(report: BenchReport, console=None, wide: bool = False) -> None:
     for r, row in zip(report.results, rows):
         table.add_row(*(escape(c) for c in row), style=style[r.status])
     print_fitted(console, table)
-    for r in report.results:
+    for r in report.results:  # a reason may end with a command to copy: never wrapped by rich
         if r.status != "ok":
             console.print(f"[{'red' if r.status == 'failed' else 'dim'}]{r.target} "
-                          f"(batch {r.batch}) {r.status}: {escape(r.reason or '')}[/]")
+                          f"(batch {r.batch}) {r.status}: {escape(r.reason or '')}[/]",
+                          soft_wrap=True)
         for w in r.warnings:
             console.print(f"[yellow]warning[/] {r.target}: {escape(w)}")
     for w in report.warnings:

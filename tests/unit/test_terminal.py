@@ -314,6 +314,10 @@ def test_no_colour_when_piped_or_no_color(tmp_path):
 
 # -- 7. tables that fit 100 columns --------------------------------------------------------------
 
+EXPORT_COMMAND = ("edgecnn export resnet18 --target tflite --precision int8 "
+                  "--out /home/someone/projects/edge/bundles/resnet18")
+
+
 def _bench_report(batches=(1, 8)):
     """Every kind of row the terminal table shows: long target names, two batch sizes, accuracy,
     a skipped target; latencies of three and four digits."""
@@ -334,6 +338,8 @@ def _bench_report(batches=(1, 8)):
                                      top1_drop=float(i), agreement=100.0 - i, eval_n=10000))
         rows.append(TargetResult("tensorrt:fp16", "tensorrt", "fp16", b, "skipped",
                                  "no NVIDIA GPU on this machine"))
+    rows.append(TargetResult("tflite:int8", "tflite", "int8", 1, "skipped", f"bundle has no "
+                             f"tflite:int8 artifact; build it with '{EXPORT_COMMAND}'"))
     return BenchReport(model="resnet18", input_size=[3, 224, 224], results=rows,
                        machine={"cpu_model": "AMD EPYC", "cpu_count": 2, "threads": 2},
                        options={}, reference="torch", reference_top1=91.65,
@@ -366,6 +372,7 @@ def test_bench_table_fits_100_columns_and_wide_shows_every_column():
     assert max(len(ln) for ln in lines) > 100  # every column: wider than the terminal, not cut
     assert cut_numbers(lines) == [] and wrapped_cells(lines) == [], wide
     assert "first ms" in wide and "mean ± std" in wide and "2345.67" in wide
+    assert any(EXPORT_COMMAND in ln for ln in text.splitlines())  # a command to copy: one line
 
 
 def _cli_100(*args):

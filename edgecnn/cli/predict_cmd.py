@@ -54,6 +54,8 @@ def predict(bundle: str, images: tuple[str, ...], backend: str | None, precision
             try:
                 image = load_image(path, session.manifest.preprocess.channels)
             except DataError as exc:
+                if len(paths) == 1 and not as_json:  # one image: its error is the error
+                    raise
                 results.append({"image": path, "error": str(exc)})
                 click.echo(str(exc), err=True)
                 continue

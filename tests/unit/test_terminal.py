@@ -1,5 +1,7 @@
 """A terminal that respects the user (issue 15): no library noise, one-line errors before any
-work, one exit-status convention, usual file modes, checksums in `check --target tensorrt`."""
+work, one exit-status convention, usual file modes, checksums in `check --target tensorrt`,
+tables that fit 100 columns, predict on folders/globs with --json, --compare's verdicts explained,
+plain piped output. Screenshots of demo, bench and export: test_terminal_screens.py."""
 
 from __future__ import annotations
 

@@ -32,6 +32,12 @@ def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] 
         return failed
     from edgecnn.pipeline import export
 
+    before = set() if plan.stale else _files(plan.bundle)  # a replaced bundle: every file
+    names = ", ".join(t.name for t in todo)
+    if plan.opened is not None and not plan.stale:
+        log(f"adding {names} to the existing bundle {plan.bundle} (--out DIR: another folder)")
+    elif plan.stale:
+        log(f"replacing the bundle {plan.bundle} (it holds another model) with {names}")
     built: dict[tuple[str, str], BenchTarget] = {}
     for t in todo:
         first = built.setdefault((t.backend, t.precision), t)
@@ -49,11 +55,21 @@ def build_missing(plan: Plan, options: BenchOptions, log: Callable[[str], None] 
             failed[t] = f"build failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     if any(t not in failed for t in todo):
         plan.refresh()
+        added = sorted(_files(plan.bundle) - before)
+        if added:
+            log(f"wrote {len(added)} file(s) into {plan.bundle}: {', '.join(added)}")
     for t in todo:
         if t not in failed and not plan.has_artifact(t):
             failed[t] = (f"the export finished but wrote no {t.backend}:{t.spec} artifact "
                          f"(on this machine the backend only prepares the build)")
     return failed
+
+
+def _files(folder) -> set[str]:
+    """Names of the files in ``folder`` (none when it does not exist)."""
+    if folder is None or not folder.is_dir():
+        return set()
+    return {f.name for f in folder.iterdir() if f.is_file()}
 
 
 def verify_artifacts(plan: Plan, failed: dict[BenchTarget, str]) -> None:

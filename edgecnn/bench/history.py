@@ -183,29 +183,3 @@ def compare_reports(old: BenchReport, new: BenchReport, k: float = 3.0,
         out.rows.append(RowChange(target, batch, "gone", note="not in this run"))
     return out
 
-
-def print_comparison(cmp: Comparison, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"run {cmp.new_run} vs run {cmp.old_run}")
-    for h in ("target", "batch", "old p50 ms", "new p50 ms", "change", "threshold ms",
-              "verdict", "top-1 Δ pt"):
-        table.add_column(h, justify="left" if h in ("target", "verdict") else "right")
-    colors = {"regression": "red", "improvement": "green", "same": ""}
-    for row in cmp.rows:
-        c = row.change
-        if c is None:
-            table.add_row(row.target, str(row.batch), "–", "–", "–", "–", row.note, "–",
-                          style="dim")
-            continue
-        style = colors[c.verdict]
-        table.add_row(row.target, str(row.batch), f"{c.old_p50:.3f}", f"{c.new_p50:.3f}",
-                      f"{c.delta_ms:+.3f} ({c.delta_pct:+.1f}%)", f"{c.threshold_ms:.3f}",
-                      f"[{style}]{c.verdict}[/]" if style else c.verdict,
-                      "–" if row.top1_delta is None else f"{row.top1_delta:+.2f}")
-    console.print(table)
-    if cmp.regressions:
-        console.print(f"[red]{len(cmp.regressions)} regression(s)[/]: p50 rose by more than "
-                      f"k x the runs' combined spread and by more than 5%")

@@ -336,39 +336,125 @@ def _timing_line(o: dict[str, Any]) -> str:
             f"{o.get('threads') or 'default'}")
 
 
-def print_table(report: BenchReport, console=None) -> None:
-    """The report as a rich table (plain text when rich is missing)."""
+def compact_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    """The terminal's default columns, chosen to fit 100 columns: a row that did not run says
+    so in its p50 cell (its reason follows the table); batch is a column only when several
+    batch sizes ran; load, first run, mean, p90, p99 and power are in ``--wide`` and the files."""
     head, rows = summary_rows(report)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # pragma: no cover - rich is a core dependency
-        print(to_markdown(report))
-        return
-    from rich.markup import escape
+    keep = ["target", "batch", "p50 ms (IQR)", "img/s", "peak RSS MB", "size MB", "top-1 %",
+            "drop pt", "agree %", "mJ/inf"]
+    short = {"peak RSS MB": "RSS MB", "size MB": "MB", "drop pt": "Δ pt"}
+    if len({r.batch for r in report.results}) <= 1:
+        keep.remove("batch")
+    cols = [head.index(k) for k in keep if k in head]
+    p50, status = head.index("p50 ms (IQR)"), head.index("status")
+    out = []
+    for r, row in zip(report.results, rows):
+        cells = [row[i] for i in cols]
+        if r.status != "ok":
+            cells = [row[status] if i == p50 else ("" if c == "–" else c)
+                     for i, c in zip(cols, cells)]
+        out.append(cells)
+    return [short.get(head[i], head[i]) for i in cols], out
 
-    console = console or Console()
-    if not console.is_terminal:  # files and pipes get the whole table, not 80 columns
-        console = Console(width=220, file=console.file)
-    table = Table(title=f"edgecnn bench: {report.model} "
-                        f"({'x'.join(map(str, report.input_size))})",
-                  caption=escape(machine_line(report)), caption_justify="left")
+
+def print_table(report: BenchReport, console=None, wide: bool = False) -> None:
+    """The report as a rich table that fits 100 columns (``wide``: every column; a table wider
+    than the terminal is printed whole, never cut), then its notes and the machine line."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgecnn.terminal import console as make_console, print_table as print_fitted
+
+    console = console or make_console()
+    head, rows = summary_rows(report) if wide else compact_rows(report)
+    batches = sorted({r.batch for r in report.results})
+    size = "x".join(map(str, report.input_size))
+    title = f"edgecnn bench: {report.model} ({size}" + (
+        f", batch {batches[0]})" if len(batches) == 1 and not wide else ")")
+    table = Table(title=title)
     for i, h in enumerate(head):
-        table.add_column(h, justify="left" if i in (0, 2) else "right", no_wrap=i == 0)
+        table.add_column(h, justify="left" if h in ("target", "status") else "right",
+                         no_wrap=True)
     style = {"ok": None, "skipped": "dim", "failed": "red"}
     for r, row in zip(report.results, rows):
         table.add_row(*(escape(c) for c in row), style=style[r.status])
-    console.print(table)
-    for r in report.results:
+    print_fitted(console, table)
+    for r in report.results:  # a reason may end with a command to copy: never wrapped by rich
         if r.status != "ok":
             console.print(f"[{'red' if r.status == 'failed' else 'dim'}]{r.target} "
-                          f"(batch {r.batch}) {r.status}: {escape(r.reason or '')}[/]")
+                          f"(batch {r.batch}) {r.status}: {escape(r.reason or '')}[/]",
+                          soft_wrap=True)
         for w in r.warnings:
             console.print(f"[yellow]warning[/] {r.target}: {escape(w)}")
     for w in report.warnings:
         console.print(f"[yellow]warning[/] {escape(w)}")
     for line in power_lines(report):
         console.print(f"[dim]{escape(line)}[/]")
+    if not wide:
+        console.print("[dim]bench --wide: every column (load, first run, mean ± std, p90, p99)[/]")
+    console.print(f"[dim]{escape(machine_line(report))}[/]")
+
+
+def verdict_reason(change, k: float, min_rel: float) -> str:
+    """Why a change got its verdict: a 'same' that moved more than ``min_rel`` is noise (within
+    ``k`` x the runs' combined spread); one beyond the spread but under ``min_rel`` is too small."""
+    if change.verdict != "same":
+        return change.verdict
+    if abs(change.delta_pct) > 100.0 * min_rel:
+        return "same (noise)"
+    if abs(change.delta_ms) > change.threshold_ms:
+        return f"same (<{100.0 * min_rel:g}%)"
+    return "same"
+
+
+def print_comparison(cmp, console=None, k: float = 3.0, min_rel: float = 0.05) -> None:
+    """A history comparison (``bench.history.Comparison``) as a table that fits 100 columns,
+    with the rule behind each verdict and, for a large change called noise, its numbers."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from edgecnn.terminal import console as make_console, print_table as print_fitted
+
+    console = console or make_console()
+    several = len({row.batch for row in cmp.rows}) > 1
+    table = Table(title=f"run {cmp.new_run} vs run {cmp.old_run} (p50 in ms)")
+    for h in ("target", "batch", "old p50", "new p50", "change", "threshold", "verdict",
+              "Δ top-1"):
+        if h != "batch" or several:
+            table.add_column(h, justify="left" if h in ("target", "verdict") else "right",
+                             no_wrap=True)
+    colors = {"regression": "red", "improvement": "green", "same": ""}
+    noisy = []
+    for row in cmp.rows:
+        c = row.change
+        lead = [row.target] + ([str(row.batch)] if several else [])
+        if c is None:  # new: not in the earlier run; gone: not in this one; else 'ok -> failed'
+            what = row.status if row.status in ("new", "gone") else \
+                row.note.removeprefix("status ")
+            table.add_row(*lead, "–", "–", "–", "–", escape(what), "–", style="dim")
+            continue
+        verdict = verdict_reason(c, k, min_rel)
+        if verdict == "same (noise)":
+            noisy.append((row, c))
+        style = colors[c.verdict]
+        table.add_row(*lead, _cell_ms(c.old_p50), _cell_ms(c.new_p50),
+                      f"{c.delta_ms:+.3f} ({c.delta_pct:+.0f}%)", f"±{c.threshold_ms:.3f}",
+                      f"[{style}]{verdict}[/]" if style else verdict,
+                      "–" if row.top1_delta is None else f"{row.top1_delta:+.2f}")
+    print_fitted(console, table)
+    console.print(f"[dim]verdict: a regression or improvement when the p50 moved by more than "
+                  f"the threshold (k={k:g} x the two runs' combined robust spread) and by more "
+                  f"than {100.0 * min_rel:g}%; 'same (noise)': a larger change within the "
+                  f"threshold; new / gone: a row only this run / only the earlier run has[/]")
+    for row, c in noisy:  # k > 0 here: with k = 0 every change beyond the floor counts
+        console.print(f"{row.target} batch {row.batch}: {c.delta_pct:+.0f}% ({c.delta_ms:+.3f} "
+                      f"ms) is noise: within the threshold of {c.threshold_ms:.3f} ms = {k:g} x "
+                      f"the combined spread of {c.threshold_ms / k:.3f} ms; more --iterations "
+                      f"or --rounds narrow the spread")
+    if cmp.regressions:
+        console.print(f"[red]{len(cmp.regressions)} regression(s)[/]: p50 rose by more than "
+                      f"k x the runs' combined spread and by more than {100.0 * min_rel:g}%")
 
 
 def write_reports(report: BenchReport, out_dir: str | os.PathLike, stem: str = "bench"

@@ -93,20 +93,22 @@ def _batches(ctx, param, value):
 @click.option("--timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds allowed per measurement.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--wide", is_flag=True,
+              help="Show every column (load, first run, mean ± std, p90, p99, power); the default "
+                   "table fits 100 columns.")
 @handle_errors
 @quiet_libraries
 def bench(model, targets, batch, threads, data, data_limit, profile, weights, input_size,
           num_classes, calib, calib_samples, out, warmup, iterations, duration, rounds,
           report_dir, plot, db, save, compare, k, fail_on_regression, isolate, timeout,
-          seed) -> None:
+          seed, wide) -> None:
     """Benchmark MODEL (zoo name, checkpoint, factory, .pt2) or a BUNDLE on every target."""
-    from rich.console import Console
-
-    from edgecnn.bench.history import History, compare_reports, print_comparison
-    from edgecnn.bench.report import print_table
+    from edgecnn.bench.history import History, compare_reports
+    from edgecnn.bench.report import print_comparison, print_table
     from edgecnn.bench.runner import BenchOptions, run_bench, save_outputs
+    from edgecnn.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     warmup = _warmup(warmup)
     if model is None:
         if compare is None:
@@ -119,7 +121,7 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
                               f"(same model, input size, machine and threads)")
                 return
             cmp = compare_reports(old, new, k=k)
-        print_comparison(cmp, console)
+        print_comparison(cmp, console, k=k)
         if fail_on_regression and cmp.regressions:
             sys.exit(EXIT_REGRESSION)
         return
@@ -136,11 +138,12 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
         with History(db) as h:
             if compare.strip().lower() != "latest":
                 h.get(compare)
-    report = run_bench(model, options, log=lambda m: console.print(f"[dim]{m}[/]"))
+    report = run_bench(model, options, log=lambda m: console.print(m, style="dim", markup=False,
+                                                           highlight=False, soft_wrap=True))
     paths = save_outputs(report, options)
-    print_table(report, console)
-    for kind, p in paths.items():
-        console.print(f"{kind:>4}: {p}")
+    print_table(report, console, wide=wide)
+    for kind, p in paths.items():  # paths to copy: never wrapped
+        click.echo(f"{kind:>4}: {p}")
     if compare is not None:
         with History(db) as h:
             old = h.previous_comparable(report) if compare.strip().lower() == "latest" \
@@ -149,6 +152,6 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
             console.print("no earlier comparable run to compare with")
             return
         cmp = compare_reports(old, report, k=k)
-        print_comparison(cmp, console)
+        print_comparison(cmp, console, k=k)
         if fail_on_regression and cmp.regressions:
             sys.exit(EXIT_REGRESSION)

@@ -50,7 +50,8 @@ demo_targets: list[DemoTarget] = [
                optional=True),
     DemoTarget("TensorRT", "tensorrt", "int8", export={"target": "tensorrt", "calib": CALIB},
                optional=True,
-               unavailable="prepared; on the GPU run: edgecnn build {out} --precision int8"),
+               unavailable="prepared; on the machine with the GPU run:\n"
+                           "edgecnn build {out} --precision int8"),
 ]
 
 
@@ -83,11 +84,10 @@ def find_weights(weights: str | None = None) -> Path:
 @quiet_libraries
 def demo(weights, out, samples, threads):
     """Export the trained Fashion-MNIST model and compare every target's accuracy to PyTorch."""
-    from rich.console import Console
-
     from edgecnn.data.datasets import load_dataset
+    from edgecnn.terminal import console as make_console, print_table
 
-    console = Console()
+    console = make_console()
     t_start = time.perf_counter()
     out = Path(out)
     weights_path = find_weights(weights)
@@ -96,12 +96,21 @@ def demo(weights, out, samples, threads):
 
     _export_all(weights_path, out, console)
     rows = _evaluate_all(weights_path, out, dataset, threads, console)
-    console.print(_accuracy_table(rows, dataset))
-    for row in rows:
+    print_table(console, _accuracy_table(rows, dataset))
+    for row in rows:  # a note may end with a command to copy, on its own unwrapped line
         if row.note:
-            console.print(f"  {row.target.title} {row.target.precision}: {row.note}")
+            console.print(f"  {row.target.title} {row.target.precision}: {row.note}",
+                          markup=False, highlight=False, soft_wrap=True)
     _predict_samples(out, dataset, console)
     console.print(f"[dim]bundle: {out}   total {time.perf_counter() - t_start:.0f}s[/]")
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (what a user types)."""
+    import os
+
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def _export_all(weights_path: Path, out: Path, console) -> None:
@@ -113,13 +122,14 @@ def _export_all(weights_path: Path, out: Path, console) -> None:
             continue
         opts = ExportOptions(out=out, precision=target.precision, **target.export)
         console.print(f"[bold]export[/] {target.title} ({target.backend}:{target.precision})")
-        try:
-            with console.status("exporting..."):
-                export(str(weights_path), opts, log=lambda m: console.print(f"  [dim]{m}[/]"))
+        try:  # no spinner: the export logs each step, and tables printed meanwhile stay whole
+            export(str(weights_path), opts,
+                   log=lambda m: console.print(f"  {m}", style="dim", markup=False,
+                                               highlight=False, soft_wrap=True))
         except Exception as exc:  # noqa: BLE001 - optional targets report and go on
             if not target.optional:
                 raise
-            console.print(f"  [yellow]skipped: {exc}[/]")
+            console.print(f"  skipped: {exc}", style="yellow", markup=False, soft_wrap=True)
 
 
 @dataclass
@@ -152,7 +162,7 @@ def _evaluate_all(weights_path: Path, out: Path, dataset, threads, console) -> l
         except Exception as exc:  # noqa: BLE001
             if not target.optional:
                 raise
-            row.note = (target.unavailable.format(out=out) if target.unavailable
+            row.note = (target.unavailable.format(out=_relative(out)) if target.unavailable
                         else f"skipped: {str(exc).splitlines()[0][:80]}")
         rows.append(row)
     return rows
@@ -187,6 +197,8 @@ def _predict_samples(out: Path, dataset, console, count: int = 4) -> None:
     import edgecnn.runtime as rt
     from rich.table import Table
 
+    from edgecnn.terminal import print_table
+
     samples = out.parent / f"{out.name}-samples"  # beside the bundle, not inside it
     samples.mkdir(parents=True, exist_ok=True)
     # one image from each of the first `count` classes seen, so the samples differ
@@ -213,4 +225,4 @@ def _predict_samples(out: Path, dataset, console, count: int = 4) -> None:
         ok = top[0].label == true
         table.add_row(path.name, true, f"[{'green' if ok else 'red'}]{top[0].label}[/]",
                       f"{top[0].probability:.2f}", f"{top[1].label} {top[1].probability:.2f}")
-    console.print(table)
+    print_table(console, table)

@@ -32,7 +32,6 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
     import json
     from pathlib import Path
 
-    from rich.console import Console
     from rich.table import Table
 
     from edgecnn.bench.accuracy import evaluate, load_predictor
@@ -40,9 +39,10 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
     from edgecnn.data.datasets import load_dataset
 
     from edgecnn.bundle import check_output_folder
+    from edgecnn.terminal import console as make_console, print_table
 
     check_output_folder(out, "--out", "output folder")  # before the (long) evaluation
-    console = Console()
+    console = make_console()
     dataset = load_dataset(data).subset(samples, seed)
     predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,
                                threads=threads)
@@ -67,9 +67,10 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
     for col in ("images", "top-1 %", "top-5 %"):
         summary.add_column(col, justify="right")
     summary.add_row(str(result.n), f"{result.top1:.2f}", f"{result.top5:.2f}")
-    console.print(summary)
-    console.print(confusion_table(result, title="confusion matrix (rows: true, columns: predicted)"))
-    console.print(f"confusion matrix PNG: {png}")
+    print_table(console, summary)
+    print_table(console, confusion_table(result, title="confusion matrix (rows: true, columns: "
+                                                       "predicted)"))
+    click.echo(f"confusion matrix PNG: {png}")  # a path to copy: never wrapped
 
 
 def _safe(text: str) -> str:

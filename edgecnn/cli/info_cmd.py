@@ -16,10 +16,12 @@ from edgecnn.cli.native_logs import quiet_libraries
 @quiet_libraries
 def info(bundle: str, verify: bool, as_json: bool) -> None:
     """Show the model, preprocessing, labels, tools and artifacts of BUNDLE."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from edgecnn import catalog
     from edgecnn.bundle import Bundle
+    from edgecnn.terminal import console, print_table
 
     b = Bundle.open(bundle)
     m = b.manifest
@@ -28,25 +30,28 @@ def info(bundle: str, verify: bool, as_json: bool) -> None:
         return
     if verify:
         b.verify()  # ChecksumError / BundleError on the first bad file
-    con = Console()
+    con = console()
     p = m.preprocess
-    con.print(f"[bold]{m.model}[/bold]  bundle {b.path}")
-    con.print(f"source: {_fmt_source(m.source)}")
+    con.print(f"[bold]{escape(m.model)}[/bold]  bundle {escape(str(b.path))}", soft_wrap=True)
+    con.print(f"source: {escape(_fmt_source(m.source))}", soft_wrap=True)
     con.print(f"input: {p.channels}x{p.size[0]}x{p.size[1]} {p.channel_order}, "
               f"mean {p.mean}, std {p.std}, scale {p.scale:.6g}, {p.interpolation}")
     shown = ", ".join(m.labels[:10]) + (f", ... ({m.num_classes} in all)" if m.num_classes > 10 else "")
     con.print(f"labels ({m.num_classes}): {shown}")
     con.print(f"created {m.created or '?'}; tools: "
               + ", ".join(f"{k} {v}" for k, v in m.tool_versions.items()))
-    table = Table()
-    for col in ("file", "backend", "precision", "size", "input", "sha256", "parity"):
-        table.add_column(col, no_wrap=col in ("file", "backend", "precision", "size"))
+    table = Table()  # every column but parity whole, so it fits 100 columns
+    for col in ("file", "target", "size", "input", "sha256", "parity"):
+        table.add_column(col, no_wrap=col != "parity")
     for a in m.artifacts:
-        table.add_row(a.file, a.backend, a.precision_name, human_size(a.size_bytes),
+        entry = catalog.BACKENDS.get(a.backend)
+        layout = a.inputs[0].layout
+        table.add_row(a.file, f"{entry.short if entry else a.backend}:{a.precision_name}",
+                      human_size(a.size_bytes),
                       "x".join("N" if s == -1 else str(s) for s in a.inputs[0].shape)
-                      + (f" {a.inputs[0].layout}" if a.inputs[0].layout else ""),
-                      a.sha256[:12], parity_cell(a.details))
-    con.print(table)
+                      + (f" {layout}" if layout and layout != "NCHW" else ""),
+                      a.sha256[:8], parity_cell(a.details))
+    print_table(con, table)
     if verify:
         con.print(f"checksums: all {len(m.artifacts)} artifacts match")
 

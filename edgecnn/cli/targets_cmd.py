@@ -13,13 +13,15 @@ from edgecnn.cli.native_logs import quiet_libraries
 @quiet_libraries
 def targets() -> None:
     """List device profiles usable as --target (plus the plain backends onnx, tflite, tensorrt)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from edgecnn import catalog
     from edgecnn.targets import list_profiles
+    from edgecnn.terminal import console, print_table
 
     table = Table(title="edgecnn targets (--target NAME, or a path to your own .toml)")
-    for col in ("name", "backend", "precision", "threads", "TensorRT", "batch", "description"):
+    # backend:precision in one column, as bench names targets, leaves room for the description
+    for col in ("name", "target", "threads", "TensorRT", "batch", "description"):
         table.add_column(col, no_wrap=col != "description")
     for p in list_profiles():
         trt = ""
@@ -27,9 +29,8 @@ def targets() -> None:
             lo, hi = p.trt_version_min or "", p.trt_version_max or ""
             trt = lo if lo == hi else f"{lo}..{hi}"
         batch = f"{p.batch_min},{p.batch_opt},{p.batch_max}" if p.backend == "tensorrt" else ""
-        table.add_row(p.name, p.backend, p.precision, str(p.threads or ""), trt, batch,
-                      p.description)
+        table.add_row(p.name, f"{catalog.BACKENDS[p.backend].short}:{p.precision}",
+                      str(p.threads or ""), trt, batch, p.description)
     for name in ("onnx", "tflite", "tensorrt"):
-        table.add_row(name, {"onnx": "onnxruntime"}.get(name, name), "fp32", "", "", "",
-                      f"generic {name} backend")
-    Console().print(table)
+        table.add_row(name, f"{name}:fp32", "", "", "", f"generic {name} backend")
+    print_table(console(), table)

@@ -1,5 +1,7 @@
 """A terminal that respects the user (issue 15): no library noise, one-line errors before any
-work, one exit-status convention, usual file modes, checksums in `check --target tensorrt`."""
+work, one exit-status convention, usual file modes, checksums in `check --target tensorrt`,
+tables that fit 100 columns, predict on folders/globs with --json, --compare's verdicts explained,
+plain piped output. Screenshots of demo, bench and export: test_terminal_screens.py."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from _terminal import Screen, cut_numbers, edgecnn_env, run_in_pty, table_lines, wrapped_cells
 from edgecnn.cli.main import EXIT_FAILURE, EXIT_REGRESSION, EXIT_USAGE, cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,23 +274,7 @@ SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 def _in_pty(args, env):
     """Run ``args`` with a pseudo-terminal as stdin/stdout/stderr; its output as text."""
-    import pty
-
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(master)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+    return run_in_pty(args, env, timeout=120)
 
 
 def _colours(text: str) -> set[str]:
@@ -325,3 +312,232 @@ def test_no_colour_when_piped_or_no_color(tmp_path):
     piped = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and "regression" in piped.stdout
     assert "\x1b" not in piped.stdout + piped.stderr and "\r" not in piped.stdout + piped.stderr
+
+
+# -- 7. tables that fit 100 columns --------------------------------------------------------------
+
+EXPORT_COMMAND = ("edgecnn export resnet18 --target tflite --precision int8 "
+                  "--out /home/someone/projects/edge/bundles/resnet18")
+
+
+def _bench_report(batches=(1, 8)):
+    """Every kind of row the terminal table shows: long target names, two batch sizes, accuracy,
+    a skipped target; latencies of three and four digits."""
+    from edgecnn.bench.report import BenchReport, TargetResult
+    from edgecnn.bench.stats import LatencyStats
+
+    rows = []
+    for b in batches:
+        for i, (target, backend, prec) in enumerate((
+                ("torch", "torch", "fp32"), ("onnx:int8-trt", "onnxruntime", "int8"),
+                ("tflite:fp32", "tflite", "fp32"))):
+            p50 = (1234.5 if target == "torch" else 23.456) * b
+            lat = LatencyStats.from_samples([p50 * (1 + 0.01 * (k % 7)) for k in range(40)])
+            rows.append(TargetResult(target, backend, prec, b, threads=2, rounds=3, load_ms=1234.5,
+                                     first_ms=2345.67, latency=lat, throughput=lat.throughput(b),
+                                     peak_rss_mb=1234.0, rss_delta_mb=567.0,
+                                     artifact_bytes=123_456_789, top1=91.65 - i, top5=99.9,
+                                     top1_drop=float(i), agreement=100.0 - i, eval_n=10000))
+        rows.append(TargetResult("tensorrt:fp16", "tensorrt", "fp16", b, "skipped",
+                                 "no NVIDIA GPU on this machine"))
+    rows.append(TargetResult("tflite:int8", "tflite", "int8", 1, "skipped", f"bundle has no "
+                             f"tflite:int8 artifact; build it with '{EXPORT_COMMAND}'"))
+    return BenchReport(model="resnet18", input_size=[3, 224, 224], results=rows,
+                       machine={"cpu_model": "AMD EPYC", "cpu_count": 2, "threads": 2},
+                       options={}, reference="torch", reference_top1=91.65,
+                       data="fashion-mnist:test")
+
+
+def _printed(fn, width=100) -> str:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    fn(Console(file=buf, width=width))
+    return buf.getvalue()
+
+
+def test_bench_table_fits_100_columns_and_wide_shows_every_column():
+    from edgecnn.bench.report import print_table
+
+    report = _bench_report()
+    text = _printed(lambda con: print_table(report, con))
+    table = table_lines(text.splitlines())
+    assert table and max(len(ln) for ln in table) <= 100, text
+    assert cut_numbers(table) == [] and wrapped_cells(table) == [], text
+    for cell in ("10172.3 (321.0)", "193.3 (6.099)", "onnx:int8-trt", "skipped", "91.65", "123.46",
+                 "+2.00"):
+        assert cell in text, (cell, text)
+    wide = _printed(lambda con: print_table(report, con, wide=True))
+    lines = table_lines(wide.splitlines())
+    assert max(len(ln) for ln in lines) > 100  # every column: wider than the terminal, not cut
+    assert cut_numbers(lines) == [] and wrapped_cells(lines) == [], wide
+    assert "first ms" in wide and "mean ± std" in wide and "2345.67" in wide
+    assert any(EXPORT_COMMAND in ln for ln in text.splitlines())  # a command to copy: one line
+
+
+def _cli_100(*args):
+    return CliRunner(env={"COLUMNS": "100"}).invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_targets_table_and_title_fit_100_columns():
+    res = _cli_100("targets")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "edgecnn targets (--target NAME, or a path to your own .toml)" in lines[0]
+    assert max(len(ln) for ln in lines) <= 100 and cut_numbers(lines) == []
+    assert any("jetson-orin-nano" in ln and "tensorrt:int8" in ln and "1,1,8" in ln
+               for ln in lines)
+
+
+@pytest.fixture(scope="module")
+def trt_bundle(tmp_path_factory):
+    """lenet5 (random weights) with both int8 ONNX graphs, then prepared for TensorRT:
+    model.onnx runs on onnxruntime, the engine is still to be built on a device."""
+    pytest.importorskip("onnxscript")
+    out = tmp_path_factory.mktemp("terminal") / "lenet5"
+    for args in (("--target", "onnx", "--precision", "int8", "--calib", "fashion-mnist:train",
+                  "--calib-samples", "16"), ("--target", "tensorrt")):
+        res = _run("export", "lenet5", *args, "--out", str(out), "-q")
+        assert res.exit_code == 0, res.output
+    return out
+
+
+def test_info_verify_and_eval_fit_100_columns(trt_bundle, tmp_path):
+    res = _cli_100("info", str(trt_bundle), "--verify")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    table = table_lines(lines)
+    assert max(len(ln) for ln in table) <= 100
+    assert cut_numbers(table) == [], res.output  # the sha256 column was cut to '0681603db…'
+    assert "model.int8.cpu.onnx" in res.output and "onnx:int8-trt" in res.output
+    assert "checksums: all 3 artifacts match" in lines[-1]
+    res = _cli_100("eval", str(trt_bundle), "--samples", "40", "--no-progress",
+                   "--out", str(tmp_path / "eval"))
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    title = "lenet5 (onnxruntime:fp32) on fashion-mnist:test[40 seed=0]"
+    assert any(ln.strip() == title for ln in lines), res.output  # one line, not wrapped
+    assert max(len(ln) for ln in table_lines(lines)) <= 100 and cut_numbers(lines) == []
+    png = next(ln for ln in lines if ln.startswith("confusion matrix PNG: "))
+    assert Path(png.split(": ", 1)[1]).is_file()  # the whole path on its line
+
+
+# -- 8. predict: folders, globs, unreadable images, --json, a prepared TensorRT bundle ---------------
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    from edgecnn.data.datasets import load_dataset
+
+    root = tmp_path_factory.mktemp("images")
+    ds = load_dataset("fashion-mnist:test").subset(3, seed=0)
+    (root / "sub").mkdir()
+    for i, rel in enumerate(("b.png", "a.png", "sub/c.png")):
+        ds.image(i).save(root / rel)
+    (root / "broken.png").write_bytes(b"not an image")
+    (root / "notes.txt").write_text("not an image either")
+    return root
+
+
+def test_predict_takes_folders_and_globs_and_goes_on_past_a_bad_image(trt_bundle, images):
+    res = _run("predict", str(trt_bundle), str(images), "--top-k", "1")
+    assert res.exit_code == 1, res.output
+    lines = res.output.splitlines()
+    shown = [ln for ln in lines if ln.startswith(str(images))]
+    assert shown == [str(images / "a.png"), str(images / "b.png"), str(images / "sub/c.png")]
+    assert f"cannot read image {images / 'broken.png'}" in res.output  # its own line, then on
+    assert lines[-1] == "Error: 1 of 4 image(s) could not be read (listed above)"
+    assert "notes.txt" not in res.output
+    res = _run("predict", str(trt_bundle), str(images / "*.png"), "--top-k", "1")
+    assert [ln for ln in res.output.splitlines() if ln.endswith(".png") and "/" in ln
+            and not ln.startswith("cannot")] == [str(images / "a.png"), str(images / "b.png")]
+    res = _run("predict", str(trt_bundle), str(images / "sub" / "*.jpg"))
+    _assert_clean_error(res, "holds no images")
+
+
+def test_predict_json_is_one_document(trt_bundle, images):
+    import json
+
+    res = CliRunner().invoke(
+        cli, ["predict", str(trt_bundle), str(images / "a.png"), str(images / "broken.png"),
+              str(images / "missing.png"), "--json", "--top-k", "2"], catch_exceptions=False)
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)  # nothing else on stdout
+    assert doc["model"] == "lenet5" and doc["artifact"] == "onnxruntime:fp32"
+    assert doc["images"] == 3 and doc["failed"] == 2
+    first = doc["results"][0]
+    assert first["image"] == str(images / "a.png") and len(first["predictions"]) == 2
+    assert set(first["predictions"][0]) == {"label", "index", "probability"}
+    assert "does not exist" in doc["results"][2]["error"]
+    assert "could not be read" in res.stderr
+
+
+def test_predict_tensorrt_on_a_prepared_bundle_points_to_edgecnn_build(trt_bundle, images):
+    res = _run("predict", str(trt_bundle), str(images / "a.png"), "--backend", "tensorrt")
+    _assert_clean_error(res, f"edgecnn build {trt_bundle} --precision fp32")
+    assert "edgecnn export" not in res.output
+
+
+# -- 9. bench --compare and bench into an existing bundle ------------------------------------------
+
+def test_compare_gives_the_threshold_and_why_a_large_change_is_the_same(tmp_path):
+    from edgecnn.bench.history import History
+    from edgecnn.bench.report import BenchReport, TargetResult
+    from edgecnn.bench.stats import LatencyStats
+
+    def stored(samples):
+        row = TargetResult("onnx:fp32", "onnxruntime", "fp32", 1,
+                           latency=LatencyStats.from_samples(samples))
+        return BenchReport(model="lenet5", input_size=[1, 32, 32], results=[row],
+                           machine={"hostname": "box", "cpu_model": "cpu", "threads": 2},
+                           options={}, created="2026-01-01T00:00:00+00:00")
+
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        h.store(stored([1.0 + 0.001 * ((i % 5) - 2) for i in range(50)]))
+        h.store(stored([3.02 + 0.12 * ((i % 41) - 20) for i in range(41)]))  # +202 %, noisy
+    res = _cli_100("bench", "--compare", "latest", "--db", str(db))
+    assert res.exit_code == 0, res.output
+    row = next(ln for ln in res.output.splitlines() if "onnx:fp32" in ln)
+    assert "(+202%)" in row and "same (noise)" in row and "±" in row, res.output
+    flat = " ".join(res.output.split())  # the notes below the table wrap at 100 columns
+    assert "k=3 x the two runs' combined robust spread" in flat
+    assert re.search(r"onnx:fp32 batch 1: \+202% .* is noise: within the threshold of [\d.]+ ms = "
+                     r"3 x the combined spread", flat), res.output
+    assert max(len(ln) for ln in res.output.splitlines()) <= 100
+
+
+def test_bench_says_what_it_adds_to_an_existing_bundle(trt_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(trt_bundle, bundle)
+    res = _cli_100("bench", "lenet5", "--targets", "onnx:fp32,onnx:fp16", "--out", str(bundle),
+                   "--no-isolate", "--iterations", "2", "--warmup", "0", "--no-save", "--no-plot",
+                   "--report-dir", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"adding onnx:fp16 to the existing bundle {bundle}" in text, res.output
+    assert f"wrote 1 file(s) into {bundle}: model.fp16.onnx" in text
+
+
+# -- 10. no colours and no redraws when piped, no colours with NO_COLOR, in every command ------------
+
+def test_every_table_command_is_plain_when_piped_and_colourless_with_no_color(trt_bundle, images,
+                                                                               tmp_path):
+    commands = [["targets"], ["info", str(trt_bundle), "--verify"],
+                ["predict", str(trt_bundle), str(images / "a.png")],
+                ["eval", str(trt_bundle), "--samples", "40", "--out", str(tmp_path / "e")]]
+    env = edgecnn_env()
+    for args in commands:
+        full = [sys.executable, "-m", "edgecnn.cli.main", *args]
+        piped = subprocess.run(full, env=env, capture_output=True, text=True, timeout=300)
+        assert piped.returncode == 0, (args, piped.stderr)
+        both = piped.stdout + piped.stderr
+        assert "\x1b" not in both and "\r" not in both, (args, both)
+        rc, text = run_in_pty(full, {**env, "NO_COLOR": "1"}, timeout=300)
+        assert rc == 0 and not _colours(text), (args, text)
+        screen = Screen(text)  # 100 columns: nothing cut, no table line the terminal wrapped
+        assert cut_numbers(screen.lines) == [], (args, text)
+        assert table_lines(screen.wrapped_lines()) == [], (args, text)

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from edgecnn.cli.lab_bench import lab_options
 from edgecnn.cli.main import EXIT_REGRESSION, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
@@ -93,6 +94,7 @@ def _batches(ctx, param, value):
 @click.option("--timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds allowed per measurement.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@lab_options
 @handle_errors
 @quiet_libraries
 def bench(model, targets, batch, threads, data, data_limit, profile, weights, input_size,

@@ -117,9 +117,10 @@ class Scheduler:
             if q and not ids:  # the device's last node left: nothing will ever run these
                 while q:
                     c = q.popleft()
-                    done.append(CellRun(c, "failed", c.last_error or
-                                        f"node lost: no node advertises {device_resource(device)} "
-                                        f"any more"))
+                    why = f"node lost: no node advertises {device_resource(device)} any more"
+                    if c.last_error:
+                        why = f"{c.last_error}; no {device} node left to retry on"
+                    done.append(CellRun(c, "failed", why))
                     self.advance(1)
             for node in ids:
                 if not q:

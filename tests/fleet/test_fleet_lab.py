@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 pytestmark = pytest.mark.fleet
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'edgecnn[fleet]')")
 
 from edgecnn.bench.plan import BenchOptions  # noqa: E402
+from edgecnn.cli.main import cli  # noqa: E402
 from edgecnn.fleet import FleetError  # noqa: E402
 from edgecnn.fleet.lab import LabOptions, run_lab, save_lab  # noqa: E402
 from edgecnn.fleet.resources import BUILD_RESOURCE, node_labels, node_resources  # noqa: E402
@@ -142,16 +144,24 @@ def test_node_lost_mid_run_fails_its_cells_and_resume_completes_them(lab, first_
     assert all(r.status == "failed" and "node lost" in r.reason for r in lost), \
         [(r.status, r.reason) for r in lost]
     assert all(r.status == "ok" for r in first.reports["x86-cpu"].results)
+    print("reasons:", [r.reason for r in lost])
 
     lab.nodes[victim] = lab.cluster.add_node(**_node_args(victim))
-    again = run_lab(str(result.bundle), opts,
-                    LabOptions(DEVICES, cluster=lab.cluster.address, resume=True),
-                    log=lambda m: None, progress=False)
-    save_lab(again, opts)
-    assert {r.cell.device for r in again.runs} == {victim}  # only what was missing
-    assert again.lab == first.lab and again.kept == 2
-    for d in DEVICES:
-        assert all(r.status == "ok" for r in again.reports[d].results)
+    before = {r.target: r.latency.p50 for r in first.reports["x86-cpu"].results}
+    res = CliRunner().invoke(cli, [
+        "bench", str(result.bundle), "--cluster", lab.cluster.address, "--devices",
+        ",".join(DEVICES), "--resume", "--targets", TARGETS, "--threads", "1", "--warmup", "2",
+        "--iterations", "30", "--db", opts.db, "--report-dir", str(lab.tmp / "resumed"),
+        "--no-plot", "--compare", "latest"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "2 cell(s) measured, 0 skipped, 0 failed, 2 kept" in res.output, res.output
+    assert "device x86-cpu" in res.output and "device raspberry-pi-5" in res.output
     con = sqlite3.connect(opts.db)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2  # completed in place
     assert con.execute("SELECT count(*) FROM results WHERE status = 'ok'").fetchone()[0] == 4
+    from edgecnn.bench.history import History
+
+    with History(opts.db) as h:
+        runs = h.latest_lab("resnet8", [1, 28, 28])
+    assert {r.target: r.latency.p50 for r in runs["x86-cpu"].results} == before  # not re-measured
+    assert all(r.status == "ok" for r in runs[victim].results)

@@ -47,6 +47,15 @@ class CellRun:
     status: str  # ok | failed | skipped
     reason: str | None = None
     outcome: dict[str, Any] = field(default_factory=dict)  # device.CellOutcome.to_dict()
+    submitted: float | None = None  # driver wall clock: the task went to its node
+    received: float | None = None  # driver wall clock: its result came back
+
+    @property
+    def overhead_s(self) -> float | None:
+        """Driver round trip minus the measurement itself: scheduling, worker start, unpacking."""
+        if self.submitted is None or self.received is None or not self.outcome:
+            return None
+        return (self.received - self.submitted) - (self.outcome["end"] - self.outcome["start"])
 
 
 @dataclass
@@ -54,6 +63,7 @@ class _Running:
     ref: Any
     cell: Cell
     since: float
+    submitted: float  # wall clock
 
 
 def _cell_task():
@@ -134,7 +144,7 @@ class Scheduler:
                     resources={device_resource(device): 1},
                     scheduling_strategy=_pin(node)).remote(self.shipped_ref, c.target,
                                                            c.job_json, want_machine)
-                running[node] = _Running(ref, c, time.monotonic())
+                running[node] = _Running(ref, c, time.monotonic(), time.time())
                 if self.on_event:
                     self.on_event("submitted", c, node)
 
@@ -169,7 +179,7 @@ class Scheduler:
                 why = f"{type(exc).__name__}: {_first(exc)}"
             self._failed(r.cell, why, queues, done)
             return
-        done.append(CellRun(r.cell, out["status"], out["reason"], out))
+        done.append(CellRun(r.cell, out["status"], out["reason"], out, r.submitted, time.time()))
         self.advance(1)
         if self.on_event:
             self.on_event("finished", r.cell, node)

@@ -123,6 +123,35 @@ def test_a_device_without_a_node_is_an_error_not_a_wait(lab, first_run):
     assert time.monotonic() - t0 < 60
 
 
+def test_a_hung_cell_times_out_and_ctrl_c_keeps_what_finished(lab, first_run):
+    result, _, _ = first_run
+    hung = run_lab(str(result.bundle), lab.options(timeout=1, duration=3.0, save=False),
+                   LabOptions("x86-cpu", cluster=lab.cluster.address, retries=1),
+                   log=lambda m: None, progress=False)
+    assert [r.reason for r in hung.reports["x86-cpu"].results] == \
+        ["timeout: no result after 1 s (the device hung) (after 1 retries)"] * 2
+
+    opts = lab.options(db=str(lab.tmp / "interrupted.db"))
+    submitted = []
+
+    def ctrl_c_on_second_cell(kind, cell, node):
+        if kind == "submitted":
+            submitted.append(cell)
+            if len(submitted) == 2:
+                raise KeyboardInterrupt
+
+    stopped = run_lab(str(result.bundle), opts, LabOptions("x86-cpu", cluster=lab.cluster.address),
+                      log=lambda m: None, progress=False, on_event=ctrl_c_on_second_cell)
+    save_lab(stopped, opts)
+    assert stopped.interrupted
+    rows = {r.target: r for r in stopped.reports["x86-cpu"].results}
+    assert rows["onnx:fp32"].status == "ok"  # finished before Ctrl-C: kept
+    assert rows["onnx:fp16"].status == "failed" and "interrupted" in rows["onnx:fp16"].reason
+    con = sqlite3.connect(opts.db)
+    assert con.execute("SELECT target, status FROM results ORDER BY target").fetchall() == \
+        [("onnx:fp16", "failed"), ("onnx:fp32", "ok")]
+
+
 def test_node_lost_mid_run_fails_its_cells_and_resume_completes_them(lab, first_run):
     result, _, _ = first_run
     opts = lab.options(iterations=100, duration=2.0, db=str(lab.tmp / "faults.db"))
@@ -144,7 +173,6 @@ def test_node_lost_mid_run_fails_its_cells_and_resume_completes_them(lab, first_
     assert all(r.status == "failed" and "node lost" in r.reason for r in lost), \
         [(r.status, r.reason) for r in lost]
     assert all(r.status == "ok" for r in first.reports["x86-cpu"].results)
-    print("reasons:", [r.reason for r in lost])
 
     lab.nodes[victim] = lab.cluster.add_node(**_node_args(victim))
     before = {r.target: r.latency.p50 for r in first.reports["x86-cpu"].results}

@@ -93,6 +93,9 @@ def bench_on_lab(lab, model, compare=None, k=3.0, fail_on_regression=False, **kw
         console.print("interrupted: the finished cells are saved; rerun with --resume to "
                       "measure the rest")
         sys.exit(130)
+    if result.failure:
+        console.print(f"{result.failure}: the finished cells are saved; rerun with --resume")
+        sys.exit(1)
     if failed:
         console.print("some cells failed; rerun with --resume to measure only those")
     if compare is not None:

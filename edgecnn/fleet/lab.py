@@ -46,7 +46,8 @@ class LabResult:
     reports: dict[str, BenchReport]  # by device profile
     runs: list[CellRun] = field(default_factory=list)  # this command's cells
     kept: int = 0  # ok cells reused from the lab run being resumed
-    interrupted: bool = False
+    interrupted: bool = False  # Ctrl-C: the finished cells are kept
+    failure: str | None = None  # the cluster failed mid-run: the finished cells are kept
     bundle: Path | None = None
     shipped_bytes: int = 0
     wall_s: float = 0.0
@@ -105,13 +106,14 @@ def run_lab(model: str, options: BenchOptions, lab: LabOptions,
         ref = ray.put(shipped)
         with progress_bar(progress and bool(cells), f"measuring on {len(devices)} device(s)",
                           len(cells)) as advance:
-            sched = Scheduler(ref, options.timeout, lab.retries, log, on_event, advance)
+            sched = Scheduler(ref, options.timeout, lab.retries, options.isolate, log, on_event,
+                              advance)
             runs = sched.run(cells)
         reports = {d: device_report(plans[d], options, d, lab_id, runs, prior.get(d))
                    for d in devices}
         kept = sum(len(_ok_cells(prior[d])) for d in prior if d in devices)
-        return LabResult(lab_id, reports, runs, kept, sched.interrupted, bundle, shipped.size,
-                         time.perf_counter() - began)
+        return LabResult(lab_id, reports, runs, kept, sched.interrupted, sched.failure, bundle,
+                         shipped.size, time.perf_counter() - began)
     finally:
         ray.shutdown()
 

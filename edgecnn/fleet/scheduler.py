@@ -66,10 +66,13 @@ class _Running:
     submitted: float  # wall clock
 
 
-def _cell_task():
+def _cell_task(isolate: bool):
+    """The Ray task of one cell. ``isolate`` (bench's --isolate, the default): a fresh worker
+    process per cell, so its peak RSS is its own and nothing leaks between cells; without it a
+    board's worker is reused (cheaper per cell, RSS then accumulates)."""
     ray = require_ray()
 
-    @ray.remote(num_cpus=0, max_retries=0, max_calls=1)
+    @ray.remote(num_cpus=0, max_retries=0, max_calls=1 if isolate else 0)
     def edgecnn_lab_cell(shipped, target, job_json, want_machine):
         from edgecnn.fleet.device import run_cell
 
@@ -81,18 +84,20 @@ def _cell_task():
 class Scheduler:
     """``run(cells)`` -> one :class:`CellRun` per cell (retried cells once, finally)."""
 
-    def __init__(self, shipped_ref, timeout: float, retries: int = 1,
+    def __init__(self, shipped_ref, timeout: float, retries: int = 1, isolate: bool = True,
                  log: Callable[[str], None] = print,
                  on_event: Callable[[str, Cell, str], None] | None = None,
                  advance: Callable[[int], None] = lambda n=1: None):
         self.shipped_ref, self.timeout, self.retries = shipped_ref, timeout, retries
+        self.isolate = isolate
         self.log, self.on_event, self.advance = log, on_event, advance
-        self.interrupted = False
+        self.interrupted = False  # Ctrl-C
+        self.failure: str | None = None  # the cluster failed mid-run (finished cells kept)
         self._probed: set[str] = set()  # nodes whose machine record was asked for
 
     def run(self, cells: list[Cell]) -> list[CellRun]:
         ray = require_ray()
-        task = _cell_task()
+        task = _cell_task(self.isolate)
         queues: dict[str, deque[Cell]] = {}
         for c in cells:
             queues.setdefault(c.device, deque()).append(c)
@@ -113,12 +118,19 @@ class Scheduler:
                     self._collect(ray, running.pop(node), node, queues, done)
         except KeyboardInterrupt:
             self.interrupted = True
-            for r in running.values():
-                _cancel(ray, r.ref)
-                done.append(CellRun(r.cell, "failed", "interrupted (Ctrl-C) while measuring"))
-            for q in queues.values():
-                done.extend(CellRun(c, "failed", "interrupted (Ctrl-C) before it ran") for c in q)
+            self._stop(ray, running, queues, done, "interrupted (Ctrl-C)")
+        except Exception as exc:  # noqa: BLE001 - the cluster itself failed (e.g. the head died)
+            self.failure = f"the lab failed ({type(exc).__name__}: {_first(exc)})"
+            self._stop(ray, running, queues, done, self.failure)
         return done
+
+    def _stop(self, ray, running, queues, done, why: str) -> None:
+        """Cancel what runs; keep what finished; the rest fail with ``why``."""
+        for r in running.values():
+            _cancel(ray, r.ref)
+            done.append(CellRun(r.cell, "failed", f"{why} while measuring"))
+        for q in queues.values():
+            done.extend(CellRun(c, "failed", f"{why} before it ran") for c in q)
 
     # -- steps ------------------------------------------------------------------------------
     def _submit(self, task, queues, nodes, running, done) -> None:

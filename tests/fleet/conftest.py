@@ -1,8 +1,10 @@
-"""Fleet tests run a real Ray cluster on this machine, bound to loopback.
+"""Fleet tests run a real Ray cluster on this machine whose nodes advertise and connect over
+loopback (127.0.0.1). Ray's servers still listen on every interface (Ray has no switch for
+that); the nodes live only as long as the test module.
 
-Ray resolves 127.0.0.1 to the machine's LAN address when it connects unless cluster mode is
-off (a single-machine switch of Ray's); it must be set before Ray is imported, and the nodes
-inherit it, so nothing here listens beyond loopback.
+Ray resolves 127.0.0.1 to the machine's LAN address when a driver connects unless its cluster
+mode is off (a single-machine switch of Ray's), which must be set before Ray is imported; the
+nodes inherit it.
 """
 
 import os

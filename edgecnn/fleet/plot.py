@@ -8,6 +8,7 @@ from pathlib import Path
 
 def plot_lab(reports: dict, path: str | os.PathLike) -> Path:
     from edgecnn._lazy import require
+    from edgecnn.bench.plot import save_figure
 
     matplotlib = require("matplotlib", "bench", "plot benchmark results")
     matplotlib.use("Agg", force=True)
@@ -38,9 +39,4 @@ def plot_lab(reports: dict, path: str | os.PathLike) -> Path:
     else:
         ax.text(0.5, 0.5, "no cell ran", ha="center", va="center", transform=ax.transAxes)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -10,7 +10,10 @@ Ray, and ``edgecnn.runtime`` never does. The rooms, one job each:
   on the device;
 * :mod:`~edgecnn.fleet.device`     the device task: one measurement with the runtime only;
 * :mod:`~edgecnn.fleet.scheduler`  one cell at a time per device, timeouts, node loss, retries;
-* :mod:`~edgecnn.fleet.lab`        the whole run: plan, build once, ship, measure, history.
+* :mod:`~edgecnn.fleet.build`      the build node's export (torch lives there only);
+* :mod:`~edgecnn.fleet.lab`        the whole run: plan, build once, ship, measure, history;
+* :mod:`~edgecnn.fleet.plot`       one plot grouped by device;
+* :mod:`~edgecnn.fleet.shard_eval` accuracy on a large set, sharded across a profile's nodes.
 """
 
 from edgecnn.errors import EdgeCNNError

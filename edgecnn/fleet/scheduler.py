@@ -154,7 +154,7 @@ class Scheduler:
                 self._probed.add(node)
                 ref = task.options(
                     resources={device_resource(device): 1},
-                    scheduling_strategy=_pin(node)).remote(self.shipped_ref, c.target,
+                    scheduling_strategy=pin_to_node(node)).remote(self.shipped_ref, c.target,
                                                            c.job_json, want_machine)
                 running[node] = _Running(ref, c, time.monotonic(), time.time())
                 if self.on_event:
@@ -209,7 +209,7 @@ class Scheduler:
         self.advance(1)
 
 
-def _pin(node_id: str):
+def pin_to_node(node_id: str):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)

@@ -193,3 +193,31 @@ def test_node_lost_mid_run_fails_its_cells_and_resume_completes_them(lab, first_
         runs = h.latest_lab("resnet8", [1, 28, 28])
     assert {r.target: r.latency.p50 for r in runs["x86-cpu"].results} == before  # not re-measured
     assert all(r.status == "ok" for r in runs[victim].results)
+
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not FMNIST.is_file(), reason="Fashion-MNIST not installed "
+                                                  "(apt-get install dataset-fashion-mnist)")
+def test_eval_sharded_across_two_nodes_of_a_profile_equals_one_machine(lab, first_run):
+    import numpy as np
+
+    from edgecnn.bench.accuracy import evaluate, load_predictor
+    from edgecnn.data.datasets import load_dataset
+    from edgecnn.fleet.shard_eval import evaluate_on_lab
+
+    result, _, _ = first_run
+    lab.cluster.add_node(**_node_args("x86-cpu"))  # a pool of two x86-cpu boards
+    merged = evaluate_on_lab(str(result.bundle), "fashion-mnist:test", "x86-cpu",
+                             cluster=lab.cluster.address, data_limit=1500, shards=3)
+    predictor = load_predictor(str(result.bundle))
+    single = evaluate(predictor.predict_fn, load_dataset("fashion-mnist:test").subset(1500),
+                      predictor.preprocess, progress=False)
+    predictor.close()
+    assert merged.n == single.n == 1500
+    assert (merged.top1, merged.top5) == (single.top1, single.top5)
+    assert np.array_equal(merged.confusion, single.confusion)
+    assert np.array_equal(merged.predictions, single.predictions)
+    assert np.allclose(merged.per_class, single.per_class, equal_nan=True, rtol=0, atol=0)

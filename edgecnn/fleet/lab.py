@@ -247,7 +247,7 @@ def device_report(plan: Plan, options: BenchOptions, device: str, lab_id: str,
     reference = BenchTarget("onnxruntime", "fp32") if ref else None
     report = make_report(plan, options, machine,
                          Measured(rows, reference, ref.top1 if ref else None))
-    report.options.update(device=device, lab=lab_id)
+    report.options.update(device=device, lab=lab_id, profile=device)
     if prior is not None:
         report.run_id = prior.run_id
         if report.reference_top1 is None:

@@ -65,3 +65,23 @@ def test_a_packed_bundle_unpacks_verified_and_damage_is_refused(tiny_bundle, tmp
     with pytest.raises(ChecksumError, match="digest"):
         unpack_bundle(ShippedBundle("0" * 64, shipped.files))
     assert not any(p.name.startswith(".unpack-") for p in (tmp_path / "cache").iterdir())
+
+
+def test_tensorrt_engines_are_never_shipped(tiny_bundle, tmp_path, monkeypatch):
+    """An engine belongs to the GPU and TensorRT that built it: the device builds its own."""
+    from edgecnn.bundle import Bundle, BundleWriter
+    from edgecnn.fleet.shipping import CACHE_ENV, pack_bundle, unpack_bundle
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    bundle = Bundle.open(tiny_bundle)
+    onnx = bundle.manifest.find("onnxruntime", "fp32")
+    with BundleWriter(tiny_bundle, bundle.manifest, keep_existing=True) as w:
+        w.path_for("model.fp16.engine").write_bytes(b"engine bytes of another GPU")
+        w.path_for("trt_timing.cache").write_bytes(b"timing cache")
+        w.add_artifact("model.fp16.engine", "tensorrt", "fp16", onnx.inputs, onnx.outputs,
+                       {"timing_cache": "trt_timing.cache"})
+    shipped = pack_bundle(tiny_bundle)
+    assert "model.fp16.engine" not in shipped.files and "trt_timing.cache" not in shipped.files
+    local = Bundle.open(unpack_bundle(shipped))
+    assert [a.backend for a in local.manifest.artifacts] == ["onnxruntime"]
+    assert "model.fp16.engine" in {p.name for p in tiny_bundle.iterdir()}  # the source is intact

@@ -3,7 +3,11 @@
 The database lives at ``$XDG_DATA_HOME/edgecnn/bench.db`` (``~/.local/share/edgecnn/bench.db``)
 unless ``--db`` says otherwise. A run is stored whole (the report's JSON) plus one indexed row
 per (target, batch). Two runs are comparable when they benchmarked the same model at the
-same input size on the same machine with the same thread count.
+same input size on the same machine with the same thread count, and on the same device.
+
+Schema 2 adds two columns to ``runs``: ``device`` (the device profile a lab run measured on;
+NULL for a run on this machine) and ``lab`` (the id shared by the device runs of one
+``bench --cluster`` command). A schema-1 database is migrated in place when opened.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from edgecnn.bench.report import BenchReport, machine_key
 from edgecnn.bench.stats import Change, compare_latency
 from edgecnn.errors import EdgeCNNError
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 2
+_TABLES = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created TEXT NOT NULL,
@@ -27,7 +31,9 @@ CREATE TABLE IF NOT EXISTS runs (
     input_size TEXT NOT NULL,
     machine_key TEXT NOT NULL,
     data TEXT,
-    report TEXT NOT NULL
+    report TEXT NOT NULL,
+    device TEXT,
+    lab TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -37,8 +43,13 @@ CREATE TABLE IF NOT EXISTS results (
     p50_ms REAL, iqr_ms REAL, mad_ms REAL, mean_ms REAL, top1 REAL,
     PRIMARY KEY (run_id, target, batch)
 );
-CREATE INDEX IF NOT EXISTS runs_comparable ON runs (model, input_size, machine_key, id);
 """
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_comparable ON runs (model, input_size, machine_key, id);
+CREATE INDEX IF NOT EXISTS runs_lab ON runs (lab, device);
+"""
+# columns added after schema 1: (name, type); old databases get them on open
+_ADDED_COLUMNS = (("device", "TEXT"), ("lab", "TEXT"))
 
 
 class HistoryError(EdgeCNNError):
@@ -62,7 +73,12 @@ class History:
             if version > SCHEMA_VERSION:
                 raise HistoryError(f"{self.path} was written by a newer edgecnn (schema "
                                    f"{version}); upgrade edgecnn or pass another --db")
-            self.conn.executescript(_SCHEMA)
+            self.conn.executescript(_TABLES)
+            have = {row[1] for row in self.conn.execute("PRAGMA table_info(runs)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            self.conn.executescript(_INDEXES)
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.conn.commit()
         except (sqlite3.Error, OSError) as exc:
@@ -82,23 +98,42 @@ class History:
     def store(self, report: BenchReport) -> int:
         """Add ``report`` as a new run; sets and returns ``report.run_id``."""
         with self.conn:
-            cur = self.conn.execute(
-                "INSERT INTO runs (created, model, input_size, machine_key, data, report) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (report.created, report.model, _size_key(report.input_size),
-                 machine_key(report.machine), report.data, "{}"))
-            run_id = int(cur.lastrowid)
-            report.run_id = run_id
+            return self._insert(report)
+
+    def store_all(self, reports: list[BenchReport]) -> list[int]:
+        """Add several runs in one transaction (a lab's device runs): all of them or none."""
+        with self.conn:
+            return [self._insert(r) for r in reports]
+
+    def replace(self, report: BenchReport) -> None:
+        """Rewrite stored run ``report.run_id`` (a lab run completed by ``--resume``)."""
+        with self.conn:
             self.conn.execute("UPDATE runs SET report = ? WHERE id = ?",
-                              (report.to_json(), run_id))
-            for r in report.results:
-                lat = r.latency
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, r.target, r.batch, r.status, lat.p50 if lat else None,
-                     lat.iqr if lat else None, lat.mad if lat else None,
-                     lat.mean if lat else None, r.top1))
+                              (report.to_json(), report.run_id))
+            self.conn.execute("DELETE FROM results WHERE run_id = ?", (report.run_id,))
+            self._insert_results(report)
+
+    def _insert(self, report: BenchReport) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO runs (created, model, input_size, machine_key, data, report, device, lab) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (report.created, report.model, _size_key(report.input_size),
+             machine_key(report.machine), report.data, "{}", report_device(report),
+             report.options.get("lab")))
+        run_id = int(cur.lastrowid)
+        report.run_id = run_id
+        self.conn.execute("UPDATE runs SET report = ? WHERE id = ?", (report.to_json(), run_id))
+        self._insert_results(report)
         return run_id
+
+    def _insert_results(self, report: BenchReport) -> None:
+        for r in report.results:
+            lat = r.latency
+            self.conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (report.run_id, r.target, r.batch, r.status, lat.p50 if lat else None,
+                 lat.iqr if lat else None, lat.mad if lat else None,
+                 lat.mean if lat else None, r.top1))
 
     # -- reading ----------------------------------------------------------------------
     def get(self, run: int | str) -> BenchReport:
@@ -121,19 +156,36 @@ class History:
         return BenchReport.from_dict(json.loads(row[0]))
 
     def previous_comparable(self, report: BenchReport) -> BenchReport | None:
-        """The latest earlier run of the same model, input size, machine and threads."""
+        """The latest earlier run of the same model, input size, machine, threads and device."""
         before = report.run_id if report.run_id is not None else 1 << 62
         row = self.conn.execute(
             "SELECT report FROM runs WHERE model = ? AND input_size = ? AND machine_key = ? "
-            "AND id < ? ORDER BY id DESC LIMIT 1",
+            "AND device IS ? AND id < ? ORDER BY id DESC LIMIT 1",
             (report.model, _size_key(report.input_size), machine_key(report.machine),
-             before)).fetchone()
+             report_device(report), before)).fetchone()
         return BenchReport.from_dict(json.loads(row[0])) if row else None
 
-    def runs(self, limit: int = 20) -> list[tuple[int, str, str, str]]:
+    def latest_lab(self, model: str, input_size) -> dict[str, BenchReport]:
+        """The device runs of the latest lab run of ``model`` at ``input_size``, by device
+        ({} when there is none)."""
+        row = self.conn.execute(
+            "SELECT lab FROM runs WHERE lab IS NOT NULL AND model = ? AND input_size = ? "
+            "ORDER BY id DESC LIMIT 1", (model, _size_key(input_size))).fetchone()
+        if row is None:
+            return {}
+        rows = self.conn.execute("SELECT device, report FROM runs WHERE lab = ? ORDER BY id",
+                                 (row[0],)).fetchall()
+        return {device: BenchReport.from_dict(json.loads(text)) for device, text in rows}
+
+    def runs(self, limit: int = 20) -> list[tuple[int, str, str, str, str | None]]:
         return self.conn.execute(
-            "SELECT id, created, model, machine_key FROM runs ORDER BY id DESC LIMIT ?",
+            "SELECT id, created, model, machine_key, device FROM runs ORDER BY id DESC LIMIT ?",
             (limit,)).fetchall()
+
+
+def report_device(report: BenchReport) -> str | None:
+    """The device profile a lab run measured on (None: a run on this machine)."""
+    return report.options.get("device")
 
 
 def _size_key(size) -> str:

@@ -63,6 +63,13 @@ def plot_report(report: BenchReport, path: str | os.PathLike) -> Path:
         ax.text(0.5, 0.5, "no target ran", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
     ax.grid(True, alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary name, then a rename) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp)

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from edgecnn.cli.lab_bench import lab_options
 from edgecnn.cli.main import EXIT_REGRESSION, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
@@ -96,6 +97,7 @@ def _batches(ctx, param, value):
 @click.option("--wide", is_flag=True,
               help="Show every column (load, first run, mean ± std, p90, p99, power); the default "
                    "table fits 100 columns.")
+@lab_options
 @handle_errors
 @quiet_libraries
 def bench(model, targets, batch, threads, data, data_limit, profile, weights, input_size,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "build": "edgecnn.cli.build_cmd:build",
     "bench": "edgecnn.cli.bench_cmd:bench",
     "demo": "edgecnn.cli.demo_cmd:demo",
+    "node": "edgecnn.cli.node_cmd:node",
 }
 
 

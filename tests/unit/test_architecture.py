@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("edgecnn.backends",),
     ("edgecnn.pipeline", "edgecnn.train"),
     ("edgecnn.bench",),
+    ("edgecnn.fleet",),  # the device lab on Ray: the only room (with cli) that imports ray
     ("edgecnn.cli",),
 ]
 # (importer, imported): the upward arrows docs/architecture.md names and justifies
@@ -39,7 +40,7 @@ ALLOWED_UPWARD = {
 RUNTIME_FORBIDDEN = ("torch", "onnx", "onnxscript", "tensorflow", "litert_torch",
                      "edgecnn.export", "edgecnn.quantize", "edgecnn.tensorrt", "edgecnn.backends",
                      "edgecnn.pipeline", "edgecnn.train", "edgecnn.bench", "edgecnn.cli",
-                     "edgecnn.models")
+                     "edgecnn.models", "edgecnn.fleet", "ray")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -160,6 +161,14 @@ def test_runtime_reaches_no_build_room_and_no_heavy_library():
     bad = sorted(f"{src} -> {dst}" for src, dst_set in graph.items()
                  if src.startswith("edgecnn.runtime") for dst in dst_set
                  if any(dst == f or dst.startswith(f + ".") for f in RUNTIME_FORBIDDEN))
+    assert bad == []
+
+
+def test_only_the_device_lab_imports_ray():
+    """Ray is the optional lab extra: the core, the runtime and bench never need it."""
+    bad = sorted(src for src, dsts in import_graph().items()
+                 if not src.startswith("edgecnn.fleet")
+                 and any(d == "ray" or d.startswith("ray.") for d in dsts))
     assert bad == []
 
 

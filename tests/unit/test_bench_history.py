@@ -80,3 +80,65 @@ def test_skipped_rows_are_not_compared():
     new.results[0] = TargetResult("onnx:fp32", "onnxruntime", "fp32", 1, "failed", "boom")
     row = compare_reports(old, new).rows[0]
     assert row.status == "not-ok" and row.change is None and "failed" in row.note
+
+
+SCHEMA_1 = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL,
+    model TEXT NOT NULL, input_size TEXT NOT NULL, machine_key TEXT NOT NULL, data TEXT,
+    report TEXT NOT NULL);
+CREATE TABLE results (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    target TEXT NOT NULL, batch INTEGER NOT NULL, status TEXT NOT NULL,
+    p50_ms REAL, iqr_ms REAL, mad_ms REAL, mean_ms REAL, top1 REAL,
+    PRIMARY KEY (run_id, target, batch));
+CREATE INDEX runs_comparable ON runs (model, input_size, machine_key, id);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_schema_1_database_opens_and_gains_the_device_column(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    old = report({"onnx:fp32": 1.0})
+    old.run_id = 1
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA_1)
+    con.execute("INSERT INTO runs (created, model, input_size, machine_key, data, report) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (old.created, "resnet8", "1x28x28", "box|cpu|t2",
+                                              None, old.to_json()))
+    con.commit()
+    con.close()
+    with History(db) as h:
+        assert h.get(1).results[0].latency.p50 == pytest.approx(1.0)
+        local = report({"onnx:fp32": 1.1})
+        h.store(local)
+        assert h.previous_comparable(local).run_id == 1  # an old run is a run on this machine
+        on_board = report({"onnx:fp32": 1.2})
+        on_board.options = {"device": "raspberry-pi-5", "lab": "lab-1"}
+        h.store(on_board)
+        assert h.previous_comparable(on_board) is None  # the first run on that device
+        assert h.runs()[0][4] == "raspberry-pi-5"
+        assert set(h.latest_lab("resnet8", [1, 28, 28])) == {"raspberry-pi-5"}
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("SELECT device FROM runs ORDER BY id").fetchall() == \
+        [(None,), (None,), ("raspberry-pi-5",)]
+
+
+def test_compare_is_per_device_and_resume_rewrites_a_run_in_place(tmp_path):
+    with History(tmp_path / "h.db") as h:
+        runs = {}
+        for device, p50 in (("x86-cpu", 1.0), ("raspberry-pi-5", 9.0)):
+            runs[device] = report({"onnx:fp32": p50})
+            runs[device].options = {"device": device, "lab": "lab-1"}
+        h.store_all(list(runs.values()))
+        later = report({"onnx:fp32": 9.1})
+        later.options = {"device": "raspberry-pi-5", "lab": "lab-2"}
+        h.store(later)
+        assert h.previous_comparable(later).run_id == runs["raspberry-pi-5"].run_id
+        assert set(h.latest_lab("resnet8", [1, 28, 28])) == {"raspberry-pi-5"}  # lab-2
+        pi = h.get(runs["raspberry-pi-5"].run_id)
+        pi.results[0].status = "failed"
+        h.replace(pi)
+        assert h.get(pi.run_id).results[0].status == "failed"
+        assert len(h.runs()) == 3

@@ -158,3 +158,31 @@ def test_eval_maps_wnid_folders_onto_imagenet_classes(factory_dir):
     record = json.loads(res.output[res.output.index("{"):])
     assert record["n"] == 2 and len(record["per_class"]) == 1000
     assert record["per_class"]["tench"] is not None and record["per_class"]["goldfish"] is not None
+
+
+def test_torchvision_free_routes_pt2_and_a_state_dict_into_a_file_factory(factory_dir):
+    """Two of the README's routes for torchvision users: a .pt2 program and a state dict loaded
+    into an architecture defined in the user's own file, each with preset, crop and labels."""
+    torch = pytest.importorskip("torch")
+    from edgecnn.labels import read_labels
+    from edgecnn.model_setup import ModelSetup
+    from edgecnn.models.loading import load_model
+    from edgecnn.presets import PreprocessRequest
+
+    folder, name = factory_dir
+    (folder / "labels.json").write_text(json.dumps(["red", "green", "blue"]))
+    setup = ModelSetup(preprocess=PreprocessRequest(preset="imagenet", resize=(20,), crop=(16, 16)),
+                       labels=read_labels(str(folder / "labels.json")))
+    first = load_model(f"./{name}.py:build")
+    torch.save(first.module.state_dict(), folder / "state.pt")
+    program = torch.export.export(first.module, (torch.randn(2, 3, 16, 16),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(folder / "model.pt2"))
+    x = torch.randn(2, 3, 16, 16)
+    for spec, weights in ((f"./{name}.py:build", folder / "state.pt"), ("model.pt2", None)):
+        loaded = load_model(spec, weights=weights, setup=setup)
+        assert loaded.labels == ["red", "green", "blue"]
+        assert (loaded.preprocess.resize, loaded.preprocess.crop) == ([20], [16, 16])
+        assert loaded.preprocess.mean == pytest.approx([0.485, 0.456, 0.406])
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.module(x), first.module(x))

@@ -23,6 +23,10 @@ class ModelLoadError(EdgeCNNError):
     """Weights that are not a state dict, do not match, or a factory that fails."""
 
 
+class PreprocessError(ModelLoadError, ValueError):
+    """Preprocessing or labels stated for a model that cannot feed or name it."""
+
+
 class UnknownTargetError(EdgeCNNError, LookupError):
     """A --target that is neither a backend nor a device profile."""
 

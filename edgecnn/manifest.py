@@ -18,7 +18,9 @@ from typing import Any
 from edgecnn import catalog
 from edgecnn.errors import ManifestError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1: before Preprocess had resize/crop (a schema-1 manifest reads as one without them)
+READABLE_SCHEMAS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -103,9 +105,11 @@ class TensorSpec:
 class Preprocess:
     """How an image becomes the model input; shared by calibration, evaluation and the runtime.
 
-    The image is converted to ``channels`` (1 = grayscale 'L', 3 = RGB), resized to
-    ``size`` = [height, width] with ``interpolation``, scaled by ``scale`` (1/255 maps
-    uint8 to [0, 1]), then normalised per channel: (x - mean) / std.
+    The image is converted to ``channels`` (1 = grayscale 'L', 3 = RGB), resized with
+    ``interpolation`` (``resize``: [N] = the shorter side to N, aspect kept; [H, W] = exactly
+    HxW; None = exactly to ``size``), center-cropped to ``crop`` = [H, W] when set (then equal
+    to ``size``), scaled by ``scale`` (1/255 maps uint8 to [0, 1]), then normalised per
+    channel: (x - mean) / std. ``size`` = [height, width] is always the model input.
     """
 
     size: list[int]
@@ -115,13 +119,52 @@ class Preprocess:
     scale: float = 1.0 / 255.0
     channel_order: str = "RGB"  # "RGB", "BGR" or "L"
     interpolation: str = "bilinear"  # nearest | bilinear | bicubic
+    resize: list[int] | None = None  # schema 2
+    crop: list[int] | None = None  # schema 2
+
+    def problem(self) -> str | None:
+        """Why this resize/crop/size combination cannot produce the model input, or None."""
+        size, resize, crop = list(self.size), self.resize, self.crop
+        if crop is not None and list(crop) != size:
+            return (f"crop {_hw(crop)} differs from the input size {_hw(size)}; the crop is "
+                    f"the model input")
+        if resize is None:
+            return None
+        if len(resize) == 1:
+            if crop is None:
+                return (f"resizing the shorter side to {resize[0]} keeps the aspect ratio, so "
+                        f"the image needs a crop: add --crop {_hw(size)}")
+            if max(crop) > resize[0]:
+                return (f"crop {_hw(crop)} is larger than the resized shorter side {resize[0]}; "
+                        f"use a crop <= {resize[0]} or a larger --resize")
+            return None
+        if crop is None:
+            return None if list(resize) == size else (
+                f"resize {_hw(resize)} differs from the input size {_hw(size)}; add --crop "
+                f"{_hw(size)} or resize to {_hw(size)}")
+        if crop[0] > resize[0] or crop[1] > resize[1]:
+            return f"crop {_hw(crop)} is larger than the resize {_hw(resize)}"
+        return None
+
+    def describe(self) -> str:
+        """One line for people: geometry, channels, normalisation."""
+        if self.resize is None:
+            geometry = f"resize to {_hw(self.size)}"
+        elif len(self.resize) == 1:
+            geometry = f"resize shorter side to {self.resize[0]}"
+        else:
+            geometry = f"resize to {_hw(self.resize)}"
+        if self.crop is not None:
+            geometry += f", center crop {_hw(self.crop)}"
+        return (f"{self.channels}x{_hw(self.size)} {self.channel_order}: {geometry} "
+                f"({self.interpolation}), x*{self.scale:.6g}, mean {_nums(self.mean)}, "
+                f"std {_nums(self.std)}")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "preprocess") -> "Preprocess":
         _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where)
         size = _typed(d, "size", list, where)
-        _expect(len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), where,
-                "size must be [height, width] with positive ints")
+        _expect(_ints(size, (2,)), where, "size must be [height, width] with positive ints")
         channels = _typed(d, "channels", int, where)
         _expect(channels in (1, 3), where, "channels must be 1 or 3")
         mean = _typed(d, "mean", list, where)
@@ -136,9 +179,31 @@ class Preprocess:
         interp = _typed(d, "interpolation", str, where)
         _expect(interp in ("nearest", "bilinear", "bicubic"), where,
                 "interpolation must be nearest, bilinear or bicubic")
-        return cls(size=size, channels=channels, mean=[float(v) for v in mean],
-                   std=[float(v) for v in std], scale=_positive(d, "scale", where),
-                   channel_order=order, interpolation=interp)
+        resize = _typed(d, "resize", list, where, optional=True)
+        _expect(resize is None or _ints(resize, (1, 2)), where,
+                "resize must be [shorter side] or [height, width] with positive ints")
+        crop = _typed(d, "crop", list, where, optional=True)
+        _expect(crop is None or _ints(crop, (2,)), where,
+                "crop must be [height, width] with positive ints")
+        pre = cls(size=size, channels=channels, mean=[float(v) for v in mean],
+                  std=[float(v) for v in std], scale=_positive(d, "scale", where),
+                  channel_order=order, interpolation=interp, resize=resize, crop=crop)
+        why = pre.problem()
+        _expect(why is None, where, why or "")
+        return pre
+
+
+def _ints(values: list, lengths: tuple[int, ...]) -> bool:
+    return len(values) in lengths and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _hw(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def _nums(values) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
 @dataclass
@@ -267,7 +332,8 @@ class Manifest:
         self.artifacts = [a for a in self.artifacts if a.file != artifact.file] + [artifact]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # what this edgecnn writes is the current schema, also for a bundle read as an older one
+        return {**dataclasses.asdict(self), "schema_version": SCHEMA_VERSION}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -277,9 +343,9 @@ class Manifest:
         where = "manifest"
         _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where)
         version = _typed(d, "schema_version", int, where)
-        _expect(version == SCHEMA_VERSION, where,
-                f"schema_version {version} is not supported (this edgecnn reads {SCHEMA_VERSION}); "
-                f"re-export the bundle or upgrade edgecnn")
+        _expect(version in READABLE_SCHEMAS, where,
+                f"schema_version {version} is not supported (this edgecnn reads "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}); re-export the bundle or upgrade edgecnn")
         labels = _typed(d, "labels", list, where)
         _expect(len(labels) >= 1 and all(isinstance(x, str) for x in labels), where,
                 "labels must be a non-empty list of strings")

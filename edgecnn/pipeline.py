@@ -28,7 +28,7 @@ from edgecnn.options import ExportOptions
 DEFAULT_BUNDLE_ROOT = Path("bundles")
 FP32_ONNX = catalog.artifact_file("onnxruntime", "fp32")
 # source keys that must agree for artifacts of an earlier export to be kept beside new ones
-SAME_MODEL_KEYS = ("kind", "model", "sha256", "input_size", "num_classes")
+SAME_MODEL_KEYS = ("kind", "model", "sha256", "input_size", "num_classes", "model_args")
 
 
 @dataclass
@@ -43,8 +43,9 @@ class ExportResult:
 
 
 def export(model: str | LoadedModel, options: ExportOptions | None = None,
-           log: Callable[[str], None] | None = print) -> ExportResult:
-    """Export ``model`` (see :func:`edgecnn.models.loading.load_model`) into a bundle."""
+           log: Callable[[str], None] | None = print, setup=None) -> ExportResult:
+    """Export ``model`` (see :func:`edgecnn.models.loading.load_model`; ``setup``: a
+    ModelSetup with factory arguments, preprocessing and labels) into a bundle."""
     from edgecnn._lazy import require
     from edgecnn.bundle import BundleWriter, now_iso, tool_versions
     from edgecnn.export.onnx import export_onnx
@@ -75,7 +76,7 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
     # 3. the model
     loaded = model if isinstance(model, LoadedModel) else load_model(
         model, weights=options.weights, input_size=options.input_size,
-        num_classes=options.num_classes)
+        num_classes=options.num_classes, setup=setup)
     c, h, w = loaded.input_size
     say(f"model {loaded.name}: input {c}x{h}x{w}, {len(loaded.labels)} classes "
         f"({loaded.source.get('kind', 'module')})")
@@ -139,8 +140,9 @@ def _check_out(out: Path) -> None:
 
 
 def same_model(manifest: Manifest, loaded: LoadedModel) -> bool:
-    """The bundle of ``manifest`` was exported from this very model (same weights and size)."""
-    return manifest.model == loaded.name and all(
+    """The bundle of ``manifest`` was exported from this very model (same weights and size)
+    and feeds it the same way (same preprocessing: INT8 ranges were calibrated with it)."""
+    return manifest.model == loaded.name and manifest.preprocess == loaded.preprocess and all(
         manifest.source.get(k) == loaded.source.get(k) for k in SAME_MODEL_KEYS)
 
 

@@ -1,7 +1,8 @@
 """Device profiles: targets/*.toml, one per device, validated with clear errors.
 
-``--target`` takes a backend name (onnx, tflite, tensorrt), a profile name from the
-top-level ``targets/`` folder, or a path to the user's own profile file.
+``--target`` takes a backend name (onnx, tflite, tensorrt), a profile name, or a path to the
+user's own profile file. Profile names are searched in the folders of ``$EDGECNN_TARGETS``
+(the user's own, ``os.pathsep``-separated) first, then in the shipped ``targets/`` folder.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from edgecnn import catalog
 from edgecnn.errors import ProfileError, UnknownTargetError
 
 from edgecnn._toml import tomllib
+from edgecnn.resources import shipped_dir
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "targets"
+PROFILE_DIR = shipped_dir("targets")  # the shipped profiles
+USER_PROFILES_ENV = "EDGECNN_TARGETS"  # the user's own profile folders, searched first
 PRECISIONS = catalog.PRECISIONS
 
 _FIELDS = {
@@ -106,8 +109,30 @@ def load_profile_file(path: str | os.PathLike) -> TargetProfile:
     return prof
 
 
-def list_profiles(folder: Path = PROFILE_DIR) -> list[TargetProfile]:
-    return [load_profile_file(p) for p in sorted(folder.glob("*.toml"))]
+def profile_dirs() -> list[Path]:
+    """The user's folders ($EDGECNN_TARGETS) in their order, then the shipped one."""
+    user = [Path(p).expanduser() for p in os.environ.get(USER_PROFILES_ENV, "").split(os.pathsep)
+            if p.strip()]
+    for folder in user:
+        if not folder.is_dir():
+            raise ProfileError(f"{USER_PROFILES_ENV} names {folder}, which is not a folder; "
+                               f"point it at a folder of profile .toml files")
+    return user + [PROFILE_DIR]
+
+
+def _profile_files() -> dict[str, Path]:
+    """Profile name -> file; a user's profile hides a shipped one of the same name."""
+    found: dict[str, Path] = {}
+    for folder in profile_dirs():
+        for p in sorted(folder.glob("*.toml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+def list_profiles(folder: Path | None = None) -> list[TargetProfile]:
+    """Every profile of ``folder``, or of all profile folders (a user's first)."""
+    files = sorted(folder.glob("*.toml")) if folder is not None else _profile_files().values()
+    return [load_profile_file(p) for p in files]
 
 
 def resolve_target(target: str) -> TargetProfile:
@@ -118,12 +143,12 @@ def resolve_target(target: str) -> TargetProfile:
                              description=f"generic {entry.name}", layout=entry.default_layout)
     if target.endswith(".toml") or os.sep in target:
         return load_profile_file(target)
-    candidate = PROFILE_DIR / f"{target}.toml"
-    if candidate.is_file():
-        return load_profile_file(candidate)
+    files = _profile_files()
+    if target in files:
+        return load_profile_file(files[target])
     import difflib
 
-    names = catalog.backend_names() + [p.stem for p in PROFILE_DIR.glob("*.toml")]
+    names = catalog.backend_names() + list(files)
     close = difflib.get_close_matches(target, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownTargetError(f"unknown target {target!r}{hint} (a backend: onnx, tflite, tensorrt; "

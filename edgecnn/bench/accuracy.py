@@ -34,14 +34,16 @@ class Predictor:
 
 def load_predictor(model, weights=None, backend: str | None = None, precision: str | None = None,
                    threads: int | None = None, *, input_size=None, num_classes: int | None = None,
-                   seed: int | None = None, verify: bool = True) -> Predictor:
+                   seed: int | None = None, verify: bool = True, setup=None) -> Predictor:
     """A bundle folder (via edgecnn.runtime) or a PyTorch model (checkpoint .pt, or a zoo name
     with ``weights``; needs torch) as a :class:`Predictor`.
 
     ``verify`` checks the bundle artifact's sha256 before loading it (bench workers skip it:
     the parent verified once). For a PyTorch model, ``input_size`` and ``num_classes`` go to
     ``load_model``, and ``seed`` seeds torch before the model is built (a random-init zoo model
-    is then the same network as the one exported with that seed)."""
+    is then the same network as the one exported with that seed). ``setup`` (a ModelSetup:
+    preprocessing, labels, factory arguments) applies to PyTorch models only: a bundle holds
+    its own."""
     import os
 
     from edgecnn.manifest import MANIFEST_NAME
@@ -49,6 +51,10 @@ def load_predictor(model, weights=None, backend: str | None = None, precision: s
     if os.path.isdir(model) and os.path.isfile(os.path.join(model, MANIFEST_NAME)):
         if weights is not None:
             raise DataError("a bundle already holds its weights; drop --weights")
+        if setup is not None and not setup.is_empty:
+            raise DataError("a bundle holds its own preprocessing, labels and model; drop "
+                            "--preset/--resize/--crop/--mean/--std/--scale/--bgr/--labels/"
+                            "--model-arg (export again to change them)")
         import edgecnn.runtime as rt
 
         session = rt.load(model, backend=backend, precision=precision, threads=threads,
@@ -69,7 +75,8 @@ def load_predictor(model, weights=None, backend: str | None = None, precision: s
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(seed)
-    loaded = load_model(model, weights=weights, input_size=input_size, num_classes=num_classes)
+    loaded = load_model(model, weights=weights, input_size=input_size, num_classes=num_classes,
+                        setup=setup)
     return Predictor(torch_predict_fn(loaded.module, threads), loaded.preprocess,
                      list(loaded.labels), loaded.name, "pytorch:fp32")
 

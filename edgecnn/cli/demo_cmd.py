@@ -63,9 +63,9 @@ def find_weights(weights: str | None = None) -> Path:
         if not p.is_file():
             raise ModelLoadError(f"weights {p} do not exist")
         return p
-    import edgecnn
+    from edgecnn.resources import shipped_dir
 
-    roots = [Path.cwd() / "weights", Path(edgecnn.__file__).resolve().parents[1] / "weights"]
+    roots = [Path.cwd() / "weights", shipped_dir("weights")]
     for name in DEMO_WEIGHTS:
         for root in roots:
             if (root / name).is_file():

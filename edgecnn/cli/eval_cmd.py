@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -24,10 +25,11 @@ from edgecnn.cli.native_logs import quiet_libraries
               help="Folder for the confusion-matrix PNG and the JSON result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True)
+@model_setup_options
 @handle_errors
 @quiet_libraries
 def eval_(model, data, weights, backend, precision, batch_size, samples, seed, threads, out,
-          as_json, no_progress):
+          as_json, no_progress, setup):
     """Accuracy of MODEL (a bundle folder, a checkpoint .pt, or a zoo name with --weights)."""
     import json
     from pathlib import Path
@@ -36,6 +38,7 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
 
     from edgecnn.bench.accuracy import evaluate, load_predictor
     from edgecnn.bench.confusion import confusion_table, save_confusion_png
+    from edgecnn.data.classes import align_classes
     from edgecnn.data.datasets import load_dataset
 
     from edgecnn.bundle import check_output_folder
@@ -45,7 +48,8 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
     console = make_console()
     dataset = load_dataset(data).subset(samples, seed)
     predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,
-                               threads=threads)
+                               threads=threads, setup=setup)
+    dataset = align_classes(dataset, predictor.labels)  # wnid / index folders -> model classes
     try:
         result = evaluate(predictor.predict_fn, dataset, predictor.preprocess,
                           batch_size=batch_size, progress=not no_progress,

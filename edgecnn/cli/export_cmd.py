@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgecnn.cli.main import handle_errors
+from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -56,11 +57,12 @@ def _batch(ctx, param, value):
               show_default=True, help="Random inputs compared against PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary table.")
+@model_setup_options
 @handle_errors
 @quiet_libraries
 def export(model, target, precision, weights, input_size, num_classes, out, calib, calib_samples,
            calib_method, max_accuracy_drop, eval_, layout, int8_io, trt_version, batch,
-           workspace_mb, threads, parity_samples, seed, quiet):
+           workspace_mb, threads, parity_samples, seed, quiet, setup):
     """Export MODEL (zoo name, checkpoint, package.module:callable or .pt2) into a bundle."""
     from contextlib import nullcontext
 
@@ -89,7 +91,7 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
 
     started = time.time()
     with err.status("exporting...", spinner="dots") if not quiet else nullcontext():
-        result = run_export(model, options, log=log)
+        result = run_export(model, options, log=log, setup=setup)
     table = Table(title=f"bundle {result.bundle}")
     for col in ("file", "backend", "precision", "size", "parity"):
         table.add_column(col, no_wrap=col != "parity")

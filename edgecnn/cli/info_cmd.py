@@ -34,8 +34,7 @@ def info(bundle: str, verify: bool, as_json: bool) -> None:
     p = m.preprocess
     con.print(f"[bold]{escape(m.model)}[/bold]  bundle {escape(str(b.path))}", soft_wrap=True)
     con.print(f"source: {escape(_fmt_source(m.source))}", soft_wrap=True)
-    con.print(f"input: {p.channels}x{p.size[0]}x{p.size[1]} {p.channel_order}, "
-              f"mean {p.mean}, std {p.std}, scale {p.scale:.6g}, {p.interpolation}")
+    con.print(f"input: {p.describe()}", markup=False, highlight=False, soft_wrap=True)
     shown = ", ".join(m.labels[:10]) + (f", ... ({m.num_classes} in all)" if m.num_classes > 10 else "")
     con.print(f"labels ({m.num_classes}): {shown}")
     con.print(f"created {m.created or '?'}; tools: "

@@ -14,7 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from edgecnn.data.preprocess import load_image, normalize_uint8, to_array
+from edgecnn.data.preprocess import (keeps_size, load_image, normalize_uint8,
+                                     resize_and_crop, to_array)
 from edgecnn.errors import DataError
 from edgecnn.manifest import Preprocess
 
@@ -86,17 +87,13 @@ class ImageDataset:
         if self.images is not None:
             chunk = self.images[start:stop]
             same_mode = (chunk.ndim == 3) == (spec.channels == 1)
-            if same_mode and chunk.shape[1:3] == (h, w):
+            if same_mode and chunk.shape[1:3] == (h, w) and keeps_size(spec):
                 return np.ascontiguousarray(chunk)
         out = np.empty((stop - start, h, w) + (() if spec.channels == 1 else (3,)), np.uint8)
-        from edgecnn.data.preprocess import _RESAMPLE
-
         for j, i in enumerate(range(start, stop)):
             img = self.image(i)
             img = img.convert("L" if spec.channels == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), resample=_RESAMPLE[spec.interpolation])
-            out[j] = np.asarray(img, dtype=np.uint8)
+            out[j] = np.asarray(resize_and_crop(img, spec), dtype=np.uint8)
         return out
 
     def batches(self, preprocess: Preprocess, batch_size: int = 256

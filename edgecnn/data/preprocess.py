@@ -90,10 +90,44 @@ def _array_to_pil(arr: np.ndarray, Image):
 
 def to_array(img, spec: Preprocess) -> np.ndarray:
     """A PIL image (already in the right mode) -> float32 CHW array, preprocessed."""
+    return normalize_uint8(np.asarray(resize_and_crop(img, spec), dtype=np.uint8), spec)
+
+
+def resized_size(width: int, height: int, spec: Preprocess) -> tuple[int, int]:
+    """(width, height) after the resize step of ``spec``. The shorter side to N keeps the
+    aspect ratio and truncates the longer side, as torchvision's ``Resize(N)`` does."""
+    if spec.resize is None:
+        return spec.size[1], spec.size[0]
+    if len(spec.resize) == 2:
+        return spec.resize[1], spec.resize[0]
+    n = spec.resize[0]
+    if width <= height:
+        return n, int(n * height / width)
+    return int(n * width / height), n
+
+
+def center_crop_box(width: int, height: int, crop_h: int, crop_w: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centered crop, offsets rounded as torchvision's
+    ``CenterCrop`` rounds them (Python's round: half to even)."""
+    left = int(round((width - crop_w) / 2.0))
+    top = int(round((height - crop_h) / 2.0))
+    return left, top, left + crop_w, top + crop_h
+
+
+def resize_and_crop(img, spec: Preprocess):
+    """A PIL image -> a PIL image of ``spec.size``: the resize, then the center crop."""
+    target = resized_size(img.size[0], img.size[1], spec)
+    if img.size != target:
+        img = img.resize(target, resample=_RESAMPLE[spec.interpolation])
+    if spec.crop is not None and img.size != (spec.crop[1], spec.crop[0]):
+        img = img.crop(center_crop_box(img.size[0], img.size[1], spec.crop[0], spec.crop[1]))
+    return img
+
+
+def keeps_size(spec: Preprocess) -> bool:
+    """True when an image already of ``spec.size`` passes resize and crop unchanged."""
     h, w = spec.size
-    if img.size != (w, h):
-        img = img.resize((w, h), resample=_RESAMPLE[spec.interpolation])
-    return normalize_uint8(np.asarray(img, dtype=np.uint8), spec)
+    return resized_size(w, h, spec) == (w, h)
 
 
 def normalize_uint8(pixels: np.ndarray, spec: Preprocess) -> np.ndarray:

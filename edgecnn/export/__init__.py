@@ -13,11 +13,11 @@ from __future__ import annotations
 from edgecnn.options import ExportOptions
 
 
-def export(model, options=None, log=print):
+def export(model, options=None, log=print, setup=None):
     """See :func:`edgecnn.pipeline.export`."""
     from edgecnn.pipeline import export as _export
 
-    return _export(model, options, log)
+    return _export(model, options, log, setup=setup)
 
 
 __all__ = ["ExportOptions", "export"]

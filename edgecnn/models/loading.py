@@ -5,17 +5,23 @@
 - a zoo name (``resnet18``), optionally with ``weights``: a plain state dict or an
   edgecnn checkpoint (``{"format": "edgecnn-checkpoint-v1", "state_dict", "config", ...}``);
 - an edgecnn checkpoint file alone (its config names the zoo model);
-- a ``package.module:callable`` factory returning an ``nn.Module``;
+- a ``package.module:callable`` or ``path/to/file.py:callable`` factory returning an
+  ``nn.Module`` (the current folder is importable; keyword arguments from ``setup.model_args``);
 - a ``torch.export`` program saved as ``.pt2`` (its graph gives the input size).
 
-Weights are read with ``torch.load(weights_only=True)``: no pickled code runs.
+Weights are read with ``torch.load(weights_only=True)``: no pickled code runs. A
+:class:`~edgecnn.model_setup.ModelSetup` states preprocessing and class names on top of what
+the model says itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
 import os
+import sys
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +29,11 @@ from typing import Any
 from edgecnn._lazy import require
 from edgecnn.bundle import sha256_file
 from edgecnn.data.preprocess import grayscale_preprocess, imagenet_preprocess
-from edgecnn.errors import ManifestError, ModelLoadError, UnknownModelError
+from edgecnn.errors import ManifestError, ModelLoadError, UnknownModelError, first_line
 from edgecnn.manifest import Preprocess
+from edgecnn.model_setup import ModelSetup
 from edgecnn.models.checkpoint import CHECKPOINT_FORMAT
+
 
 @dataclass
 class LoadedModel:
@@ -65,27 +73,48 @@ def parse_input_size(text: str | tuple | list | None) -> tuple[int, int, int] | 
 
 def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = None,
                input_size: str | tuple[int, int, int] | None = None,
-               num_classes: int | None = None) -> LoadedModel:
-    """Resolve ``model`` (see the module doc) into an eval-mode module plus its metadata."""
+               num_classes: int | None = None, setup: ModelSetup | None = None) -> LoadedModel:
+    """Resolve ``model`` (see the module doc) into an eval-mode module plus its metadata;
+    ``setup`` (factory arguments, preprocessing, labels) is applied on top."""
     size = parse_input_size(input_size)
     if num_classes is not None and num_classes < 1:
         raise ModelLoadError(f"num_classes must be >= 1, got {num_classes}")
+    setup = setup or ModelSetup()
+    setup.check()
+    implied = setup.preprocess.implied_size()
     spec = os.fspath(model)
     path = Path(spec)
+    is_factory = ":" in spec and not path.exists() and path.suffix != ".pt2"
+    if setup.model_args and not is_factory:
+        raise ModelLoadError(f"--model-arg applies to module:callable factories; {spec} is not "
+                             f"one (drop --model-arg)")
     if path.suffix == ".pt2":
         if weights is not None:
             raise ModelLoadError("a .pt2 program already holds its weights; drop --weights")
-        return _load_pt2(path, size, num_classes)
-    if path.is_file():
+        loaded = _load_pt2(path, size, num_classes)
+    elif path.is_file():
         if weights is not None:
             raise ModelLoadError(f"{spec} is a file; pass a zoo model name with --weights, or the "
                                  f"checkpoint alone as MODEL")
-        return _load_checkpoint_alone(path, size, num_classes)
-    if ":" in spec and not path.exists():
-        return _load_factory(spec, weights, size, num_classes)
-    if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        loaded = _load_checkpoint_alone(path, size or implied, num_classes)
+    elif is_factory:
+        loaded = _load_factory(spec, weights, size, num_classes, setup.model_args, implied)
+    elif path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
         raise ModelLoadError(f"model file {spec} does not exist")
-    return _load_zoo(spec, weights, size, num_classes)
+    else:
+        loaded = _load_zoo(spec, weights, size or implied, num_classes)
+    return _apply_setup(loaded, setup)
+
+
+def _apply_setup(loaded: LoadedModel, setup: ModelSetup) -> LoadedModel:
+    """The stated preprocessing and labels replace the model's own (checked against it)."""
+    if not setup.preprocess.is_empty:
+        loaded.preprocess = setup.preprocess.resolve(loaded.preprocess, loaded.input_size)
+    if setup.labels is not None:
+        setup.labels.check_count(len(loaded.labels))
+        loaded.labels = list(setup.labels.names)
+    loaded.source.update(setup.stated())
+    return loaded
 
 
 # -- zoo ------------------------------------------------------------------------------
@@ -173,15 +202,14 @@ def _checkpoint_config(ckpt: dict, where) -> dict:
 
 
 # -- factory --------------------------------------------------------------------------
-def _load_factory(spec: str, weights, size, num_classes) -> LoadedModel:
+def _load_factory(spec: str, weights, size, num_classes, model_args: dict | None = None,
+                  implied_size=None) -> LoadedModel:
     torch = require("torch", "export", "load PyTorch models")
-    mod_name, _, attr = spec.partition(":")
+    mod_name, _, attr = spec.rpartition(":")
     if not mod_name or not attr:
-        raise UnknownModelError(f"{spec!r} is not a zoo model or a package.module:callable factory")
-    try:
-        module_obj = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise UnknownModelError(f"cannot import {mod_name!r} for factory {spec!r}: {exc}") from None
+        raise UnknownModelError(f"{spec!r} is not a zoo model or a factory; name one as "
+                                f"package.module:callable or path/to/file.py:callable")
+    module_obj = _import_factory_module(mod_name, spec)
     fn: Any = module_obj
     for part in attr.split("."):
         fn = getattr(fn, part, None)
@@ -189,19 +217,29 @@ def _load_factory(spec: str, weights, size, num_classes) -> LoadedModel:
             raise UnknownModelError(f"{mod_name} has no attribute {attr!r} (factory {spec!r})")
     if not callable(fn):
         raise ModelLoadError(f"{spec} is not callable")
-    kwargs = {}
-    if num_classes is not None and _accepts(fn, "num_classes"):
+    kwargs = dict(model_args or {})
+    params = _parameters(fn)
+    if params is not None:
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in kwargs if k not in params and not takes_any]
+        if unknown:
+            names = ", ".join(n for n, p in params.items()
+                              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) or "none"
+            raise ModelLoadError(f"factory {spec} takes no argument {unknown[0]!r} (it takes: "
+                                 f"{names}); fix --model-arg")
+    if num_classes is not None and "num_classes" not in kwargs and _accepts(fn, "num_classes"):
         kwargs["num_classes"] = num_classes
     try:
         module = fn(**kwargs)
     except Exception as exc:  # user code: any failure becomes one clear line
-        raise ModelLoadError(f"factory {spec} failed: {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(f"factory {spec} failed: {type(exc).__name__}: "
+                             f"{first_line(exc)}") from exc
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"factory {spec} returned {type(module).__name__}, not a torch.nn.Module")
-    size = size or _declared_size(module) or _declared_size(fn)
+    size = size or _declared_size(module) or _declared_size(fn) or implied_size
     if size is None:
         raise ModelLoadError(f"factory {spec} does not say its input size; pass --input-size CxHxW "
-                             f"(e.g. 3x224x224)")
+                             f"(e.g. 3x224x224) or a --preset / --crop")
     ckpt = None
     source: dict[str, Any] = {"kind": "factory", "model": spec, "factory": spec}
     if weights is not None:
@@ -210,6 +248,60 @@ def _load_factory(spec: str, weights, size, num_classes) -> LoadedModel:
         source.update(weights=Path(weights).name, sha256=sha256_file(weights))
     name = attr.split(".")[-1]
     return _finish(module, name, size, _infer_classes(module, size, spec), ckpt, source)
+
+
+def _import_factory_module(mod_name: str, spec: str):
+    """``package.module`` (installed, or in the current folder) or ``path/to/file.py``."""
+    if mod_name.endswith(".py") or "/" in mod_name or os.sep in mod_name:
+        return _import_file(Path(mod_name), spec)
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # after installed packages: a local folder never shadows them
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and mod_name.split(".")[0] == exc.name.split(".")[0]:
+            raise UnknownModelError(f"cannot import {mod_name!r} for factory {spec!r}: no such "
+                                    f"module installed or in {cwd}; check the name, or pass "
+                                    f"path/to/file.py:callable") from None
+        raise ModelLoadError(f"importing {mod_name} for factory {spec!r} failed: {exc}; install "
+                             f"what it needs") from None
+    except Exception as exc:  # user code: any failure becomes one clear line
+        raise ModelLoadError(f"importing {mod_name} for factory {spec!r} failed: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _import_file(path: Path, spec: str):
+    if path.suffix != ".py":
+        raise UnknownModelError(f"factory {spec!r}: {path} is not a .py file; name a factory as "
+                                f"path/to/file.py:callable or package.module:callable")
+    if not path.is_file():
+        raise UnknownModelError(f"factory file {path} does not exist (factory {spec!r})")
+    path = path.resolve()
+    key = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = f"edgecnn_factory_{_safe_name(path.stem)}_{key}"
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)  # the file may import its neighbours
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # user code: any failure becomes one clear line
+        del sys.modules[name]
+        raise ModelLoadError(f"importing {path.name} for factory {spec!r} failed: "
+                             f"{type(exc).__name__}: {first_line(exc)}") from None
+    return module
+
+
+def _parameters(fn):
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
 
 
 def _accepts(fn, param: str) -> bool:

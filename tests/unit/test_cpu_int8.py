@@ -259,7 +259,7 @@ def test_manifest_records_and_routing(both):
     import edgecnn.runtime as rt
 
     raw = json.loads((both / "manifest.json").read_text())
-    assert raw["schema_version"] == SCHEMA_VERSION == 1  # the variant needs no schema bump
+    assert raw["schema_version"] == SCHEMA_VERSION  # the variant itself needs no bump
     shaped = {a["file"]: a["details"].get("shaped_for") for a in raw["artifacts"]}
     assert shaped == {"model.onnx": None, "model.int8.cpu.onnx": "cpu",
                       "model.int8.onnx": "tensorrt"}

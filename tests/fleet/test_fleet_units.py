@@ -40,6 +40,12 @@ def test_node_start_prints_the_ray_start_line_it_runs():
     (("bench", "resnet8", "--cluster", "auto"), 2, "needs --devices"),
     (("bench", "--cluster", "auto", "--devices", "x86-cpu"), 2, "MODEL or BUNDLE"),
     (("bench", "m", "--cluster", "auto", "--devices", "x86-cpu", "--compare", "3"), 2, "'latest'"),
+    (("eval", "resnet8", "--devices", "x86-cpu"), 2, "need --cluster"),
+    (("eval", "resnet8", "--cluster", "auto"), 2, "needs --devices"),
+    (("eval", "b", "--cluster", "auto", "--devices", "x86-cpu,raspberry-pi-5"), 2, "one profile"),
+    (("eval", "b", "--cluster", "auto", "--devices", "x86-cpu", "--shards", "0"), 2, "--shards"),
+    (("eval", "resnet8", "--cluster", "auto", "--devices", "x86-cpu"), 1, "is not a bundle"),
+    (("eval", "resnet8", "--cluster", "auto", "--devices", "no-such-board"), 1, "no-such-board"),
 ])
 def test_bad_lab_arguments_are_one_line_errors(args, code, text):
     res = run(*args)

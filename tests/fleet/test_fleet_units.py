@@ -91,3 +91,20 @@ def test_tensorrt_engines_are_never_shipped(tiny_bundle, tmp_path, monkeypatch):
     local = Bundle.open(unpack_bundle(shipped))
     assert [a.backend for a in local.manifest.artifacts] == ["onnxruntime"]
     assert "model.fp16.engine" in {p.name for p in tiny_bundle.iterdir()}  # the source is intact
+
+
+def test_a_lab_bench_of_a_model_with_setup_flags_measures_its_bundle(tiny_bundle):
+    """``bench MODEL --preset ... --cluster``: the setup travels to the build node (pickled by
+    Ray) for the export; each device then plans the built bundle, whose manifest fixes it."""
+    import pickle
+
+    from edgecnn.bench.plan import BenchOptions
+    from edgecnn.cli.model_options import build_setup
+    from edgecnn.fleet.lab import device_cells, device_plan
+
+    setup = build_setup(resize="20", crop="16", mean="0.5", std="0.25", model_arg=("w=4",))
+    opts = BenchOptions(targets="onnx:fp32", warmup=1, iterations=3, setup=setup)
+    assert pickle.loads(pickle.dumps(opts)).setup == setup
+    plan = device_plan(tiny_bundle, opts, "x86-cpu")
+    [cell] = device_cells(plan, opts, "x86-cpu", None)
+    assert json.loads(cell.job_json)["preprocess"] == plan.preprocess and plan.skipped == {}

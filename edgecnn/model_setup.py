@@ -38,6 +38,37 @@ class ModelSetup:
             out["labels"] = self.labels.source
         return out
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for a worker process (bench's torch target); see :meth:`from_json`.
+        Factory arguments travel as their repr, so they must be Python literals (as the CLI's
+        ``--model-arg`` values are)."""
+        labels = self.labels
+        return {"model_args": {k: repr(v) for k, v in self.model_args.items()},
+                "preprocess": self.preprocess.to_dict(),
+                "labels": None if labels is None else {
+                    "names": list(labels.names), "source": labels.source,
+                    "wnids": list(labels.wnids) if labels.wnids is not None else None}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> "ModelSetup":
+        if not data:
+            return cls()
+        pre = {k: tuple(v) if isinstance(v, list) else v
+               for k, v in (data.get("preprocess") or {}).items()}
+        lab = data.get("labels")
+        labels = None if lab is None else LabelSet(
+            tuple(lab["names"]), lab["source"],
+            tuple(lab["wnids"]) if lab.get("wnids") is not None else None)
+        return cls(model_args={k: _literal(v) for k, v in (data.get("model_args") or {}).items()},
+                   preprocess=PreprocessRequest(**pre), labels=labels)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
 
 def parse_model_args(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """['width_mult=0.75', 'name=resnet'] -> {'width_mult': 0.75, 'name': 'resnet'}: values are

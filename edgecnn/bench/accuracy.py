@@ -32,6 +32,16 @@ class Predictor:
             self.session.close()
 
 
+def check_bundle_args(weights=None, setup=None) -> None:
+    """A bundle holds its weights, preprocessing, labels and model: stating them is an error."""
+    if weights is not None:
+        raise DataError("a bundle already holds its weights; drop --weights")
+    if setup is not None and not setup.is_empty:
+        raise DataError("a bundle holds its own preprocessing, labels and model; drop "
+                        "--preset/--resize/--crop/--mean/--std/--scale/--bgr/--labels/"
+                        "--model-arg (export again to change them)")
+
+
 def load_predictor(model, weights=None, backend: str | None = None, precision: str | None = None,
                    threads: int | None = None, *, input_size=None, num_classes: int | None = None,
                    seed: int | None = None, verify: bool = True, setup=None) -> Predictor:
@@ -49,12 +59,7 @@ def load_predictor(model, weights=None, backend: str | None = None, precision: s
     from edgecnn.manifest import MANIFEST_NAME
 
     if os.path.isdir(model) and os.path.isfile(os.path.join(model, MANIFEST_NAME)):
-        if weights is not None:
-            raise DataError("a bundle already holds its weights; drop --weights")
-        if setup is not None and not setup.is_empty:
-            raise DataError("a bundle holds its own preprocessing, labels and model; drop "
-                            "--preset/--resize/--crop/--mean/--std/--scale/--bgr/--labels/"
-                            "--model-arg (export again to change them)")
+        check_bundle_args(weights, setup)
         import edgecnn.runtime as rt
 
         session = rt.load(model, backend=backend, precision=precision, threads=threads,

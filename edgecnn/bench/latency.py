@@ -172,12 +172,16 @@ class JobResult:
 def _predictor(job: Job) -> Predictor:
     """The job's target through :func:`edgecnn.bench.accuracy.load_predictor`."""
     if job.backend == "torch":
+        from edgecnn.model_setup import ModelSetup
+
         m = job.model or {}
-        # seeded: the same random init as the parent's exported model
+        # seeded: the same random init as the parent's exported model; the same factory
+        # arguments, preprocessing and labels as the parent's (``setup``)
         return load_predictor(m["model"], weights=m.get("weights"), backend="torch",
                               threads=job.threads,
                               input_size=tuple(m["input_size"]) if m.get("input_size") else None,
-                              num_classes=m.get("num_classes"), seed=job.seed)
+                              num_classes=m.get("num_classes"), seed=job.seed,
+                              setup=ModelSetup.from_json(m.get("setup")))
     # the parent verified checksums once; verifying here would add hashing to the load time
     return load_predictor(job.bundle, backend=job.backend, precision=job.precision,
                           threads=job.threads, verify=False)

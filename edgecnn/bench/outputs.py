@@ -31,6 +31,8 @@ def make_report(plan: Plan, options: BenchOptions, machine: dict[str, Any],
         created=now_iso(), bundle=str(plan.bundle) if plan.bundle else None,
         reference=reference.name if (reference and options.data) else None,
         reference_top1=measured.reference_top1, data=options.data)
+    if options.setup is not None and not options.setup.is_empty:
+        report.options["setup"] = options.setup.stated()  # what the user stated, as in bundles
     if plan.torch_note and any(t.is_torch for t in plan.targets) and plan.torch_model:
         report.warnings.append(f"torch: {plan.torch_note}")
     load, cores = report.machine.get("load_avg_1m"), report.machine.get("cpu_count") or 1

@@ -22,6 +22,7 @@ from edgecnn.bundle import Bundle
 from edgecnn.errors import BundleError, DataError, EdgeCNNError, InputError
 
 if TYPE_CHECKING:
+    from edgecnn.model_setup import ModelSetup
     from edgecnn.options import ExportOptions
 
 MAX_BATCH = 4096
@@ -59,6 +60,9 @@ class BenchOptions:
     timeout: float = 900.0  # seconds per measurement
     power: bool | None = None  # tegrastats sampling; default: on when tegrastats exists
     seed: int = 0
+    # what the user states about a MODEL (preprocessing, labels, factory arguments): used by
+    # the export and calibration, the accuracy data and the torch target; a BUNDLE's is fixed
+    setup: ModelSetup | None = None
 
 
 @dataclass
@@ -191,6 +195,7 @@ def plan_bench(model: str, options: BenchOptions, log: Callable[[str], None] = p
     if options.data_limit is not None and options.data_limit < 1:
         raise InputError(f"--data-limit must be >= 1, got {options.data_limit}")
     TimingOptions(options.warmup, options.iterations, options.duration).check()
+    check_setup(model, options.setup)
     check_output_paths(options)
 
     if _is_bundle(model):
@@ -224,6 +229,16 @@ def plan_bench(model: str, options: BenchOptions, log: Callable[[str], None] = p
     check_export(plan, options, [t for t in targets if not t.is_torch and t not in plan.skipped
                                  and not plan.has_artifact(t)])
     return plan
+
+
+SETUP_FLAGS = "--preset/--resize/--crop/--mean/--std/--scale/--bgr/--interpolation/--labels/--model-arg"
+
+
+def check_setup(model: str, setup: ModelSetup | None) -> None:
+    """A BUNDLE's manifest fixes its preprocessing, labels and model: stating them is an error."""
+    if setup is not None and not setup.is_empty and _is_bundle(model):
+        raise InputError(f"{model} is a bundle: its manifest already fixes preprocessing, labels "
+                         f"and model; drop {SETUP_FLAGS} (or bench the model to export it again)")
 
 
 def _plan_from_bundle(path: Path, options: BenchOptions) -> Plan:
@@ -262,14 +277,17 @@ def _plan_from_model(model: str, options: BenchOptions, log) -> Plan:
     import torch
 
     torch.manual_seed(options.seed)
+    setup = options.setup
     loaded = load_model(model, weights=options.weights, input_size=options.input_size,
-                        num_classes=options.num_classes)
+                        num_classes=options.num_classes, setup=setup)
     out = (Path(options.out) if options.out else Path("bundles") / loaded.name).absolute()
     plan = Plan(model=loaded.name, input_size=list(loaded.input_size),
                 preprocess=_pp_dict(loaded.preprocess), num_classes=len(loaded.labels),
                 labels=list(loaded.labels), bundle=out, loaded=loaded)
     plan.torch_model = {"model": model, "weights": options.weights,
                         "input_size": list(loaded.input_size), "num_classes": len(loaded.labels)}
+    if setup is not None and not setup.is_empty:  # the torch worker loads the same model
+        plan.torch_model["setup"] = setup.to_json()
     if _is_bundle(str(out)):
         try:
             plan.opened = Bundle.open(out)

@@ -13,6 +13,7 @@ import click
 
 from edgecnn.cli.lab_bench import lab_options
 from edgecnn.cli.main import EXIT_REGRESSION, handle_errors
+from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -97,14 +98,18 @@ def _batches(ctx, param, value):
 @click.option("--wide", is_flag=True,
               help="Show every column (load, first run, mean ± std, p90, p99, power); the default "
                    "table fits 100 columns.")
+@model_setup_options
 @lab_options
 @handle_errors
 @quiet_libraries
 def bench(model, targets, batch, threads, data, data_limit, profile, weights, input_size,
           num_classes, calib, calib_samples, out, warmup, iterations, duration, rounds,
           report_dir, plot, db, save, compare, k, fail_on_regression, isolate, timeout,
-          seed, wide) -> None:
-    """Benchmark MODEL (zoo name, checkpoint, factory, .pt2) or a BUNDLE on every target."""
+          seed, wide, setup) -> None:
+    """Benchmark MODEL (zoo name, checkpoint, factory, .pt2) or a BUNDLE on every target.
+
+    The preprocessing flags (--preset, --resize, ...) state how MODEL is fed: its export,
+    calibration, accuracy data and the torch target all use them. A BUNDLE's are fixed."""
     from edgecnn.bench.history import History, compare_reports
     from edgecnn.bench.report import print_comparison, print_table
     from edgecnn.bench.runner import BenchOptions, run_bench, save_outputs
@@ -115,6 +120,9 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
     if model is None:
         if compare is None:
             raise click.UsageError("give a MODEL or BUNDLE to benchmark, or --compare RUN_ID|latest")
+        if not setup.is_empty:
+            raise click.UsageError("the preprocessing, --labels and --model-arg flags need a MODEL "
+                                   "to benchmark")
         with History(db) as h:
             new = h.get(compare)
             old = h.previous_comparable(new)
@@ -133,7 +141,7 @@ def bench(model, targets, batch, threads, data, data_limit, profile, weights, in
         profile=profile, weights=weights, input_size=input_size, num_classes=num_classes,
         calib=calib, calib_samples=calib_samples, out=out, warmup=warmup,
         iterations=iterations, duration=duration, rounds=rounds, report_dir=report_dir,
-        plot=plot, db=db, save=save, isolate=isolate, timeout=timeout, seed=seed)
+        plot=plot, db=db, save=save, isolate=isolate, timeout=timeout, seed=seed, setup=setup)
     if compare is not None and not save:
         raise click.UsageError("--compare needs the run stored; drop --no-save")
     if compare is not None:  # check the run id before the (long) benchmark

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgecnn.cli.lab_eval import lab_eval_options
 from edgecnn.cli.main import handle_errors
 from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
@@ -26,10 +27,11 @@ from edgecnn.cli.native_logs import quiet_libraries
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-progress", is_flag=True)
 @model_setup_options
+@lab_eval_options
 @handle_errors
 @quiet_libraries
 def eval_(model, data, weights, backend, precision, batch_size, samples, seed, threads, out,
-          as_json, no_progress, setup):
+          as_json, no_progress, setup, lab):
     """Accuracy of MODEL (a bundle folder, a checkpoint .pt, or a zoo name with --weights)."""
     import json
     from pathlib import Path
@@ -46,34 +48,43 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
 
     check_output_folder(out, "--out", "output folder")  # before the (long) evaluation
     console = make_console()
-    dataset = load_dataset(data).subset(samples, seed)
-    predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,
-                               threads=threads, setup=setup)
-    dataset = align_classes(dataset, predictor.labels)  # wnid / index folders -> model classes
-    try:
-        result = evaluate(predictor.predict_fn, dataset, predictor.preprocess,
-                          batch_size=batch_size, progress=not no_progress,
-                          description=f"{predictor.name} {predictor.target} on {dataset.spec}")
-    finally:
-        predictor.close()
-    stem = _safe(f"{predictor.name}-{predictor.target}-{dataset.spec}")
+    where = None
+    if lab is not None:  # --cluster: sharded across a profile's nodes (cli/lab_eval.py)
+        result, name, target, spec, where = lab.evaluate(model, data, backend, precision, samples,
+                                                         seed, batch_size, weights, setup)
+    else:
+        dataset = load_dataset(data).subset(samples, seed)
+        predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,
+                                   threads=threads, setup=setup)
+        dataset = align_classes(dataset, predictor.labels)  # wnid / index folders -> classes
+        try:
+            result = evaluate(predictor.predict_fn, dataset, predictor.preprocess,
+                              batch_size=batch_size, progress=not no_progress,
+                              description=f"{predictor.name} {predictor.target} on {dataset.spec}")
+        finally:
+            predictor.close()
+        name, target, spec = predictor.name, predictor.target, dataset.spec
+    stem = _safe(f"{name}-{target}-{spec}")
     out = Path(out)
     png = save_confusion_png(result, out / f"{stem}.png",
-                             title=f"{predictor.name} {predictor.target}: top-1 "
-                                   f"{result.top1:.2f}% on {dataset.spec}")
-    record = {"model": str(model), "name": predictor.name, "target": predictor.target,
+                             title=f"{name} {target}: top-1 {result.top1:.2f}% on {spec}")
+    record = {"model": str(model), "name": name, "target": target,
               **result.to_dict(), "confusion_png": str(png)}
+    if where is not None:
+        record["lab"] = lab.ran
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     if as_json:
         click.echo(json.dumps(record, indent=1))
         return
-    summary = Table(title=f"{predictor.name} ({predictor.target}) on {dataset.spec}")
+    summary = Table(title=f"{name} ({target}) on {spec}")
     for col in ("images", "top-1 %", "top-5 %"):
         summary.add_column(col, justify="right")
     summary.add_row(str(result.n), f"{result.top1:.2f}", f"{result.top5:.2f}")
     print_table(console, summary)
     print_table(console, confusion_table(result, title="confusion matrix (rows: true, columns: "
                                                        "predicted)"))
+    if where is not None:
+        console.print(where)
     click.echo(f"confusion matrix PNG: {png}")  # a path to copy: never wrapped
 
 

@@ -103,7 +103,8 @@ def bench_on_lab(lab, model, compare=None, k=3.0, fail_on_regression=False, **kw
 
 
 def _compare(result, options, k, fail_on_regression, console) -> None:
-    from edgecnn.bench.history import History, compare_reports, print_comparison
+    from edgecnn.bench.history import History, compare_reports
+    from edgecnn.bench.report import print_comparison
 
     regressions = 0
     with History(options.db) as h:
@@ -114,7 +115,7 @@ def _compare(result, options, k, fail_on_regression, console) -> None:
                 continue
             cmp = compare_reports(old, report, k=k)
             console.print(f"device {device}:")
-            print_comparison(cmp, console)
+            print_comparison(cmp, console, k=k)
             regressions += len(cmp.regressions)
     if fail_on_regression and regressions:
         sys.exit(EXIT_REGRESSION)

@@ -22,7 +22,7 @@ from typing import Callable
 
 from edgecnn.bench.latency import JobResult
 from edgecnn.bench.measure import Measured, _aggregate, _fill_accuracy, _make_jobs
-from edgecnn.bench.plan import BenchOptions, Plan, check_output_paths, plan_bench
+from edgecnn.bench.plan import BenchOptions, Plan, check_output_paths, check_setup, plan_bench
 from edgecnn.bench.report import BenchReport, TargetResult
 from edgecnn.bench.targets import BenchTarget
 from edgecnn.fleet import FleetError
@@ -78,6 +78,7 @@ def run_lab(model: str, options: BenchOptions, lab: LabOptions,
     devices = parse_devices(lab.devices)
     if lab.retries < 0:
         raise FleetError(f"--retries must be >= 0, got {lab.retries}")
+    check_setup(model, options.setup)
     check_output_paths(options)
     began = time.perf_counter()
     ray = connect(lab.cluster)
@@ -193,7 +194,9 @@ def device_plan(bundle: Path, options: BenchOptions, spec: str) -> Plan:
     here."""
     from edgecnn.fleet.build import prepared_for_tensorrt
 
-    plan = plan_bench(str(bundle), dataclasses.replace(options, profile=spec), log=lambda _m: None)
+    # the bundle fixes preprocessing and labels (a MODEL's setup went into its export)
+    plan = plan_bench(str(bundle), dataclasses.replace(options, profile=spec, setup=None),
+                      log=lambda _m: None)
     plan.skipped = {}
     for t in plan.targets:
         if t.is_torch:

@@ -198,6 +198,13 @@ def test_node_lost_mid_run_fails_its_cells_and_resume_completes_them(lab, first_
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
 
 
+def _two_x86_boards(lab) -> None:
+    """A pool of two x86-cpu boards (the second node is started once per module)."""
+    if not getattr(lab, "x86_pool", False):
+        lab.cluster.add_node(**_node_args("x86-cpu"))
+        lab.x86_pool = True
+
+
 @pytest.mark.data
 @pytest.mark.skipif(not FMNIST.is_file(), reason="Fashion-MNIST not installed "
                                                   "(apt-get install dataset-fashion-mnist)")
@@ -209,7 +216,7 @@ def test_eval_sharded_across_two_nodes_of_a_profile_equals_one_machine(lab, firs
     from edgecnn.fleet.shard_eval import evaluate_on_lab
 
     result, _, _ = first_run
-    lab.cluster.add_node(**_node_args("x86-cpu"))  # a pool of two x86-cpu boards
+    _two_x86_boards(lab)
     merged = evaluate_on_lab(str(result.bundle), "fashion-mnist:test", "x86-cpu",
                              cluster=lab.cluster.address, data_limit=1500, shards=3)
     predictor = load_predictor(str(result.bundle))
@@ -221,3 +228,48 @@ def test_eval_sharded_across_two_nodes_of_a_profile_equals_one_machine(lab, firs
     assert np.array_equal(merged.confusion, single.confusion)
     assert np.array_equal(merged.predictions, single.predictions)
     assert np.allclose(merged.per_class, single.per_class, equal_nan=True, rtol=0, atol=0)
+
+
+def test_eval_cli_on_the_lab_prints_what_one_machine_does(lab, first_run, tmp_path):
+    """``edgecnn eval BUNDLE --cluster --devices x86-cpu``: 3 shards on the pool of two boards
+    give the single-machine record exactly; a profile without a node is a one-line error."""
+    import json
+
+    import numpy as np
+
+    result, _, _ = first_run
+    _two_x86_boards(lab)
+    rng = np.random.default_rng(7)  # noise at many brightness levels: varied predictions
+    images = (rng.random((301, 28, 28)) * rng.random((301, 1, 1)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "photos.npz", images=images, labels=rng.integers(0, 10, 301))
+    common = ["eval", str(result.bundle), "--data", str(tmp_path / "photos.npz"),
+              "--samples", "250", "--batch-size", "32", "--no-progress"]
+
+    def run(*args):
+        return CliRunner().invoke(cli, common + list(args), catch_exceptions=False)
+
+    on_lab = run("--cluster", lab.cluster.address, "--devices", "x86-cpu", "--shards", "3",
+                 "--out", str(tmp_path / "lab"))
+    assert on_lab.exit_code == 0, on_lab.output
+    assert "top-1 %" in on_lab.output and "confusion matrix" in on_lab.output
+    assert "3 shard(s) on 2 node(s) of x86-cpu, merged exactly" in on_lab.output, on_lab.output
+    here = run("--out", str(tmp_path / "here"))
+    assert here.exit_code == 0, here.output
+    [lab_json] = (tmp_path / "lab").glob("*.json")
+    [here_json] = (tmp_path / "here").glob("*.json")
+    merged, single = json.loads(lab_json.read_text()), json.loads(here_json.read_text())
+    assert merged.pop("lab") == {"cluster": lab.cluster.address, "device": "x86-cpu",
+                                 "shards": 3, "nodes": 2}
+    assert single["n"] == 250 and len({c for row in single["confusion"] for c in
+                                       np.nonzero(row)[0]}) > 1  # more than one class predicted
+    for key in ("top1", "top5", "n", "spec", "per_class", "confusion", "target", "name"):
+        assert merged[key] == single[key], key
+    assert lab_json.name == here_json.name
+
+    t0 = time.monotonic()
+    none = run("--cluster", lab.cluster.address, "--devices", "jetson-orin-nano",
+               "--out", str(tmp_path / "none"))
+    assert none.exit_code == 1 and "Traceback" not in none.output, none.output
+    assert none.output.strip().splitlines()[-1].startswith(
+        "Error: no node in the cluster advertises edgecnn/jetson-orin-nano"), none.output
+    assert time.monotonic() - t0 < 60  # an error, not a wait for a node

@@ -40,6 +40,12 @@ def test_node_start_prints_the_ray_start_line_it_runs():
     (("bench", "resnet8", "--cluster", "auto"), 2, "needs --devices"),
     (("bench", "--cluster", "auto", "--devices", "x86-cpu"), 2, "MODEL or BUNDLE"),
     (("bench", "m", "--cluster", "auto", "--devices", "x86-cpu", "--compare", "3"), 2, "'latest'"),
+    (("eval", "resnet8", "--devices", "x86-cpu"), 2, "need --cluster"),
+    (("eval", "resnet8", "--cluster", "auto"), 2, "needs --devices"),
+    (("eval", "b", "--cluster", "auto", "--devices", "x86-cpu,raspberry-pi-5"), 2, "one profile"),
+    (("eval", "b", "--cluster", "auto", "--devices", "x86-cpu", "--shards", "0"), 2, "--shards"),
+    (("eval", "resnet8", "--cluster", "auto", "--devices", "x86-cpu"), 1, "is not a bundle"),
+    (("eval", "resnet8", "--cluster", "auto", "--devices", "no-such-board"), 1, "no-such-board"),
 ])
 def test_bad_lab_arguments_are_one_line_errors(args, code, text):
     res = run(*args)
@@ -85,3 +91,20 @@ def test_tensorrt_engines_are_never_shipped(tiny_bundle, tmp_path, monkeypatch):
     local = Bundle.open(unpack_bundle(shipped))
     assert [a.backend for a in local.manifest.artifacts] == ["onnxruntime"]
     assert "model.fp16.engine" in {p.name for p in tiny_bundle.iterdir()}  # the source is intact
+
+
+def test_a_lab_bench_of_a_model_with_setup_flags_measures_its_bundle(tiny_bundle):
+    """``bench MODEL --preset ... --cluster``: the setup travels to the build node (pickled by
+    Ray) for the export; each device then plans the built bundle, whose manifest fixes it."""
+    import pickle
+
+    from edgecnn.bench.plan import BenchOptions
+    from edgecnn.cli.model_options import build_setup
+    from edgecnn.fleet.lab import device_cells, device_plan
+
+    setup = build_setup(resize="20", crop="16", mean="0.5", std="0.25", model_arg=("w=4",))
+    opts = BenchOptions(targets="onnx:fp32", warmup=1, iterations=3, setup=setup)
+    assert pickle.loads(pickle.dumps(opts)).setup == setup
+    plan = device_plan(tiny_bundle, opts, "x86-cpu")
+    [cell] = device_cells(plan, opts, "x86-cpu", None)
+    assert json.loads(cell.job_json)["preprocess"] == plan.preprocess and plan.skipped == {}

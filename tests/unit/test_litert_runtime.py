@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import BackendUnavailableError, ChecksumError, InputError
-from edgecnn.manifest import Artifact, Manifest, Preprocess, TensorSpec
+from edgecnn.manifest import Artifact, Manifest, Preprocess
 
 pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgecnn[litert]')")
 

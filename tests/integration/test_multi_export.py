@@ -2,8 +2,10 @@
 the shared steps (model.onnx, calibration set, reference outputs) done once, and every invalid
 combination refused in one line before any work.
 
-Cost in ``make test``: about 60 s on 2 cores (lenet5: one 4-artifact export and the three
-separate exports it is compared with, two of them TFLite int8 conversions).
+Cost in ``make test``: an estimated 60-90 s on 2 free cores (lenet5: one 4-artifact export and
+the three separate exports it is compared with, two of them TFLite int8 conversions; the fixture
+took 12 min on a machine at load 6-12 shared with four other jobs). Mark the two fixture tests
+slow if that is too much for CI.
 """
 
 from __future__ import annotations

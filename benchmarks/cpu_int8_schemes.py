@@ -53,6 +53,13 @@ CANDIDATES = {
     "U8S8, Conv/Gemm/MatMul only (CPU_LADDER[2], cpu-weighted-only)": CPU_LADDER[2],
     "U8S8, CPU_QDQ ops, logits Q/DQ kept": dataclasses.replace(
         CPU_QDQ, name="u8s8-qlogits", float_graph_outputs=False),
+    "U8S8, CPU_QDQ ops, depthwise Conv in float": dataclasses.replace(
+        CPU_QDQ, name="u8s8-float-dw", float_depthwise=True),
+    "U8S8, CPU_QDQ ops + Mul/Sigmoid (SiLU, squeeze-excitation in int8)": dataclasses.replace(
+        CPU_QDQ, name="u8s8-mul-sigmoid", op_types=(*CPU_QDQ.op_types, "Mul", "Sigmoid")),
+    "U8S8, CPU_QDQ ops + Mul/Sigmoid, depthwise Conv in float": dataclasses.replace(
+        CPU_QDQ, name="u8s8-mul-sigmoid-float-dw", op_types=(*CPU_QDQ.op_types, "Mul", "Sigmoid"),
+        float_depthwise=True),
     "U8S8, every op type ONNX Runtime quantizes (its defaults)": dataclasses.replace(
         CPU_QDQ, name="u8s8-ortall", op_types=tuple(sorted(
             {"AveragePool", "Clip", "Concat", "Conv", "Flatten", "Gemm", "GlobalAveragePool",

@@ -7,7 +7,10 @@ exported into ``--bundle`` when missing). Per precision, in one process, interle
 (every way once per round, the order rotated), the median per round, then the median over rounds:
 
 - ``edgecnn float``: ``Session.run`` on float32 NCHW (what every caller does: the layout
-  change and, at int8, the quantisation of the input included; float32 logits out);
+  change and, at int8, the quantisation of the input included; float32 logits out); at int8
+  the session runs a copy of the model with a QUANTIZE op in front (float input);
+- ``edgecnn float, numpy quantisation`` (int8): the same, quantising in numpy instead;
+- ``raw CompiledModel, float in (QUANTIZE op)`` (int8): that float-input copy, raw;
 - ``edgecnn native`` (int8 only): ``Session.run`` on the model's own int8 NHWC tensor,
   already quantised by the caller (no quantisation in the session);
 - ``raw CompiledModel``: ``write`` / ``run_by_index`` / ``read`` on buffers made once, the
@@ -85,6 +88,32 @@ def main() -> None:
             return outs[0].read(n_out, out_dtype)
 
         w = {"edgecnn float": lambda s=s: s.run(x), "raw CompiledModel": raw}
+        if det["dtype"] != np.float32 and hasattr(s, "_float_runner"):
+            # the two ways to hand float to an int8-input model: LiteRT's QUANTIZE op in front
+            # of the graph (the session's default) and numpy quantisation into the int8 buffer
+            s.run(x)
+            print(f"{prec}: edgecnn float runs through "
+                  f"{'the QUANTIZE op' if s._float_runner else s.float_input_note}")
+            sn = rt.load(out, backend="tflite", precision=prec, threads=args.threads,
+                         api="compiled")
+            sn._float_runner = False  # numpy quantisation
+            sessions.append(sn)
+            w["edgecnn float, numpy quantisation"] = lambda sn=sn: sn.run(x)
+            from edgecnn.runtime.litert_float_input import float_input_model
+
+            cmf = CompiledModel.from_buffer(
+                float_input_model((out / f"model.{prec}.tflite").read_bytes()),
+                environment=_environment(),
+                options=Options(hardware_accelerators=HardwareAccelerator.CPU,
+                                cpu_options=CpuOptions(num_threads=args.threads)))
+            insf, outsf = cmf.create_input_buffers(0), cmf.create_output_buffers(0)
+
+            def raw_float(cm=cmf, ins=insf, outs=outsf, xn=xn, n_out=n_out, out_dtype=out_dtype):
+                ins[0].write(xn)
+                cm.run_by_index(0, ins, outs)
+                return outs[0].read(n_out, out_dtype)
+
+            w["raw CompiledModel, float in (QUANTIZE op)"] = raw_float
         if det["dtype"] != np.float32:
             try:
                 s.run(native)

@@ -8,15 +8,26 @@ command's options. The five quantization fields travel down as one :class:`Quant
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
+from edgecnn.catalog import PRECISIONS
 from edgecnn.errors import CalibrationError, ModelLoadError, ProfileError
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 # the built-in dataset names of edgecnn.data.datasets (a leaf cannot import data/)
 BUILTIN_DATASETS = ("fashion-mnist", "fashion_mnist", "fmnist")
 BUILTIN_SPLITS = ("train", "val", "test")
+
+
+def split_list(value: str | Sequence[str] | None) -> list[str]:
+    """``"onnx,tflite"`` or ``["onnx", "tflite"]`` -> ``["onnx", "tflite"]``: stripped, empty
+    items dropped, duplicates dropped (first kept)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return list(dict.fromkeys(i.strip() for i in items if i.strip()))
 
 
 def data_spec_problem(spec: str, option: str, kinds: str) -> str | None:
@@ -96,8 +107,11 @@ class QuantizeOptions:
 class ExportOptions:
     """Everything ``edgecnn export`` accepts; the CLI and the Python API use these names."""
 
-    target: str = "onnx"  # backend name (onnx | tflite | tensorrt) or a profile name/file
-    precision: str | None = None  # fp32 | fp16 | int8; None = the profile's default
+    # backend name (onnx | tflite | tensorrt), a profile name or file; several: "onnx,tflite"
+    # or a list. Every target gets every precision, in one bundle.
+    target: str | Sequence[str] = "onnx"
+    precision: str | Sequence[str] | None = None  # fp32 | fp16 | int8, several: "fp32,int8";
+    # None = each target profile's default
     out: Path | None = None  # bundle folder; default ./bundles/<model>
     weights: str | None = None  # state dict / checkpoint for a zoo model
     input_size: tuple[int, int, int] | None = None  # (C, H, W) where the model does not say
@@ -119,6 +133,29 @@ class ExportOptions:
     parity_samples: int = 8
     seed: int = 0
     threads: int | None = None
+
+    @property
+    def targets(self) -> list[str]:
+        """The targets named, in order (at least one)."""
+        targets = split_list(self.target)
+        if not targets:
+            raise ProfileError("--target is empty; name a backend (onnx, tflite, tensorrt) or a "
+                               "profile from 'edgecnn targets'")
+        return targets
+
+    @property
+    def precisions(self) -> list[str | None]:
+        """The precisions named, in order; ``[None]`` (the profile's) when none was."""
+        precisions = split_list(self.precision)
+        unknown = [p for p in precisions if p not in PRECISIONS]
+        if unknown:
+            raise ProfileError(f"unknown precision {unknown[0]!r}; use one or several of "
+                               f"{', '.join(PRECISIONS)}, e.g. --precision fp32,int8")
+        return precisions or [None]
+
+    def single(self, target: str, precision: str | None) -> "ExportOptions":
+        """These options for one (target, precision) of a multi-target export."""
+        return replace(self, target=target, precision=precision)
 
     def check(self) -> None:
         """Raise an EdgeCNNError for options no export can use (before any work): counts,

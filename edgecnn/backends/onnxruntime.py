@@ -143,23 +143,27 @@ def report_file(variant: str) -> str:
 
 def _int8_inputs(ctx: ExportContext):
     """The calibration set and ranges both graphs share: loaded and calibrated once per export
-    (kept on the context), read from the bundle's cache when it covers every tensor either
-    graph quantizes."""
-    cached = getattr(ctx, "_edgecnn_int8_inputs", None)
-    if cached is not None:
-        return cached
-    import onnx
+    (:class:`~edgecnn.backends.shared_steps.SharedSteps`), read from the bundle's cache when it
+    covers every tensor either graph quantizes."""
+    from edgecnn.quantize.ranges import check_method
 
-    from edgecnn.quantize.cache import cache_name, cached_ranges
-    from edgecnn.quantize.calibration import load_calibration
-    from edgecnn.quantize.int8 import SCHEMES
-    from edgecnn.quantize.ranges import check_method, scheme_tensors
-
-    q, log = ctx.options.quantize, ctx.log
+    q = ctx.options.quantize
     q.check()
     method = check_method(q.calib_method)
-    calib = load_calibration(q.calib, ctx.model.preprocess, ctx.model.input_size,
-                             samples=q.calib_samples, seed=q.seed)
+    return ctx.shared.get("ONNX int8 ranges", (method, q.calib, q.calib_samples, q.seed),
+                          lambda: _calibrate(ctx, method))
+
+
+def _calibrate(ctx: ExportContext, method: str):
+    import onnx
+
+    from edgecnn.backends.shared_steps import calibration_set
+    from edgecnn.quantize.cache import cache_name, cached_ranges
+    from edgecnn.quantize.int8 import SCHEMES
+    from edgecnn.quantize.ranges import scheme_tensors
+
+    log = ctx.log
+    calib = calibration_set(ctx)
     log(f"calibration set: {calib.count} samples from {calib.spec} (sha256 {calib.sha256[:12]})")
     fp32 = Path(ctx.fp32_onnx)
     tensors = scheme_tensors(onnx.load(str(fp32), load_external_data=False),
@@ -168,8 +172,7 @@ def _int8_inputs(ctx: ExportContext):
         fp32, calib, method, ctx.model.preprocess, ctx.writer.read_path(cache_name(method)),
         lambda: ctx.writer.path_for(cache_name(method)), threads=ctx.options.threads, log=log,
         tensors=tensors)
-    ctx._edgecnn_int8_inputs = (method, calib, ranges, cache_state)  # type: ignore[attr-defined]
-    return ctx._edgecnn_int8_inputs  # type: ignore[attr-defined]
+    return method, calib, ranges, cache_state
 
 
 def _cpu_gate(ctx: ExportContext, parity, ranges, sample: np.ndarray, ref_out: np.ndarray
@@ -183,21 +186,8 @@ def _cpu_gate(ctx: ExportContext, parity, ranges, sample: np.ndarray, ref_out: n
     bad = parity.failures(INT8_PARITY)
     if not bad:
         return [], None
-    ref = getattr(ctx, "_edgecnn_trt_parity", None)
-    if ref is None:
-        import tempfile
-
-        from edgecnn.export.parity import compare_outputs
-        from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
-        from edgecnn.runtime.ort import inference_session, run_batched
-
-        with tempfile.TemporaryDirectory(prefix="edgecnn-trt-ref-") as tmp:
-            path = Path(tmp) / "trt.onnx"
-            quantize_onnx(ctx.fp32_onnx, path, ranges, scheme=TENSORRT_QDQ)
-            rep = compare_outputs(ref_out, run_batched(
-                inference_session(path, ctx.options.threads), sample))
-        ref = {"graph": "tensorrt", "cosine": rep.cosine, "top1_agreement": rep.top1_agreement}
-        ctx._edgecnn_trt_parity = ref  # type: ignore[attr-defined]
+    ref = ctx.shared.get("TensorRT-shaped graph parity", len(sample),
+                         lambda: _trt_graph_parity(ctx, ranges, sample, ref_out))
     worse = []
     if not parity.cosine >= ref["cosine"] - 0.01:
         worse.append(f"cosine {parity.cosine:.4f} (the TensorRT-shaped graph: {ref['cosine']:.4f})")
@@ -205,6 +195,23 @@ def _cpu_gate(ctx: ExportContext, parity, ranges, sample: np.ndarray, ref_out: n
         worse.append(f"top-1 agreement {parity.top1_agreement:.3f} (the TensorRT-shaped graph: "
                      f"{ref['top1_agreement']:.3f})")
     return (bad + worse if worse else []), ref
+
+
+def _trt_graph_parity(ctx: ExportContext, ranges, sample: np.ndarray, ref_out: np.ndarray
+                      ) -> dict:
+    """The TensorRT-shaped graph's cosine and top-1 agreement vs model.onnx on ``sample``."""
+    import tempfile
+
+    from edgecnn.export.parity import compare_outputs
+    from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
+    from edgecnn.runtime.ort import inference_session, run_batched
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-trt-ref-") as tmp:
+        path = Path(tmp) / "trt.onnx"
+        quantize_onnx(ctx.fp32_onnx, path, ranges, scheme=TENSORRT_QDQ)
+        rep = compare_outputs(ref_out, run_batched(
+            inference_session(path, ctx.options.threads), sample))
+    return {"graph": "tensorrt", "cosine": rep.cosine, "top1_agreement": rep.top1_agreement}
 
 
 def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
@@ -225,13 +232,12 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     out = ctx.writer.path_for(file)
     ev = None
     if q.max_accuracy_drop is not None:
-        ev = getattr(ctx, "_edgecnn_int8_eval", None)
-        if ev is None:
-            ev = load_eval(q.eval, ctx.model.preprocess, ctx.model.input_size)
-            ctx._edgecnn_int8_eval = ev  # type: ignore[attr-defined]
+        ev = ctx.shared.get("evaluation set", q.eval, lambda: load_eval(
+            q.eval, ctx.model.preprocess, ctx.model.input_size))
     ref_sess = inference_session(fp32, threads)
     sample = calib.data[:PARITY_SAMPLES]
-    ref_out = run_batched(ref_sess, sample)
+    ref_out = ctx.shared.get("model.onnx reference", ("calibration", len(sample)),
+                             lambda: run_batched(ref_sess, sample))
     # the CPU graph: the fastest shape first; where it fails the parity gate, shapes that
     # quantize less (the merges, then everything but Conv/Gemm/MatMul left in float). With an
     # accuracy budget the budget is the gate (it leaves layers in float instead).
@@ -288,7 +294,8 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     fixed = fixed_batch(ref_sess)
     for b in ((fixed,) if fixed else (1, 8)):
         x = np.ascontiguousarray(np.resize(calib.data, (b, *calib.data.shape[1:])))
-        latency["fp32"][str(b)] = round(median_latency_ms(ref_sess, x), 4)
+        latency["fp32"][str(b)] = ctx.shared.get(  # model.onnx's once for both graphs
+            "model.onnx latency", b, lambda: round(median_latency_ms(ref_sess, x), 4))
         latency["int8"][str(b)] = round(median_latency_ms(q_sess, x), 4)
     report = QuantReport(
         model=f"{ctx.model.name} {file}", method=method, calibration=calib.describe(),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from edgecnn import catalog
+from edgecnn.backends.shared_steps import SharedSteps
 from edgecnn.errors import ExportError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +40,8 @@ class ExportContext:
     log: Callable[[str], None] = print
     # filled by the pipeline for later backends (e.g. TensorRT reuses model.int8.onnx)
     artifacts: list["Artifact"] = field(default_factory=list)
+    # calibration set, reference outputs: computed once for every artifact of one export
+    shared: SharedSteps = field(default_factory=SharedSteps)
 
     def staged(self, file: str) -> "Artifact | None":
         """The artifact already written into this bundle as ``file`` by this export."""

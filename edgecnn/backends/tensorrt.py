@@ -55,7 +55,9 @@ class TensorRTBackend(Backend):
             ctx.log(f"warning: {src_name} has a fixed batch of {fixed}; the engine profile is "
                     f"{fixed}/{fixed}/{fixed} instead of {plan.batch_min}/{plan.batch_opt}/{plan.batch_max}")
             plan.batch_min = plan.batch_opt = plan.batch_max = fixed
-        ctx.log(f"TensorRT plan: {trt_name} ({folding}), batch {plan.batch_min}/{plan.batch_opt}/"
+        folded = f"constant folding {folding}" if folding.startswith("skipped") else \
+            f"constant folding by {folding}"
+        ctx.log(f"TensorRT plan: {trt_name} ({folded}), batch {plan.batch_min}/{plan.batch_opt}/"
                 f"{plan.batch_max}, TensorRT {plan.trt_version_min}..{plan.trt_version_max}")
         for version in preflight_versions(plan.trt_version_min, plan.trt_version_max):
             report = preflight(dst, version, prec, (plan.batch_min, plan.batch_opt, plan.batch_max),
@@ -79,11 +81,10 @@ class TensorRTBackend(Backend):
         from edgecnn.platform_info import probe
 
         bundle = ctx.writer.out
-        cmd = f"edgecnn build {bundle} --precision {plan.precision}"
         if available("tensorrt") and probe().gpu is not None:
             from edgecnn.tensorrt.builder import build_bundle
 
             return [build_bundle(bundle, plan.precision, None, ctx.log, writer=ctx.writer)]
-        ctx.log(f"TensorRT is not available here: the {plan.precision} engine will be built on the "
-                f"device. Copy {bundle} there and run: {cmd}")
+        ctx.log(f"TensorRT is not available here: the {plan.precision} engine is built on the "
+                f"device by 'edgecnn build' from build_plan.json")
         return []

@@ -80,9 +80,17 @@ class TFLiteBackend(Backend):
                 details = _export_int8(ctx, layout, path)
             else:
                 details = {}
-                convert_float(ctx.model.module, ctx.model.input_size, layout, path)
+                fp32 = ctx.staged(self.entry.artifact_file("fp32"))
+                if (ctx.precision == "fp16" and fp32 is not None
+                        and fp32.details.get("layout") == layout):
+                    # the fp32 flatbuffer this export made: cast it instead of converting again
+                    cast_fp16(ctx.writer.read_path(fp32.file), path)
+                    details["fp16_from"] = fp32.file
+                else:
+                    convert_float(ctx.model.module, ctx.model.input_size, layout, path)
+                    if ctx.precision == "fp16":
+                        cast_fp16(path, path)
                 if ctx.precision == "fp16":
-                    cast_fp16(path, path)
                     details["fp16"] = "weights stored as float16 (ai-edge-quantizer FLOAT_CASTING)"
         details.update(conversion_seconds=round(time.perf_counter() - t0, 3),
                        conversion_peak_rss_mb=mem.peak_mb, layout=layout,
@@ -121,11 +129,10 @@ class _Eval:
 
 
 def _export_int8(ctx: ExportContext, layout: str, path: Path) -> dict[str, Any]:
-    from edgecnn.quantize.calibration import load_calibration
+    from edgecnn.backends.shared_steps import calibration_set
 
     opts, model = ctx.options, ctx.model
-    calib = load_calibration(opts.calib, model.preprocess, model.input_size,
-                             samples=opts.calib_samples, seed=opts.seed)
+    calib = calibration_set(ctx)  # the same samples as the ONNX INT8 graphs; own observers
     ctx.log(f"tflite int8: calibrating on {calib.count} samples from {calib.spec}")
     ev = _fp32_eval(ctx) if opts.eval else None
     scratch = path.with_name(path.name + ".trial")
@@ -250,11 +257,18 @@ def _tflite_eval(ctx: ExportContext, path: Path, layout: str, dataset) -> float:
 
 
 def _calib_cosine(ctx: ExportContext, path: Path, layout: str, data: np.ndarray) -> float:
-    from edgecnn.export.parity import compare_outputs, torch_outputs
+    from edgecnn.export.parity import compare_outputs
 
     x = data[: max(1, ctx.options.parity_samples)]
     with _session(ctx, path, layout) as s:
-        return compare_outputs(torch_outputs(ctx.model.module, [x]), s.run(x)).cosine
+        return compare_outputs(_calib_reference(ctx, x), s.run(x)).cosine
+
+
+def _calib_reference(ctx: ExportContext, x: np.ndarray) -> np.ndarray:
+    """PyTorch's logits on the first ``len(x)`` calibration samples (once per export)."""
+    from edgecnn.backends.shared_steps import torch_reference
+
+    return torch_reference(ctx.shared, ctx.model.module, f"calibration {len(x)}", [x])
 
 
 # -- manifest specs and the export-time check ---------------------------------------------
@@ -283,24 +297,26 @@ def tensor_specs(path: Path, layout: str) -> tuple[list[TensorSpec], list[Tensor
 
 def _check_artifact(ctx: ExportContext, artifact: Artifact, path: Path) -> None:
     """Run the artifact through the edgecnn runtime: parity vs PyTorch, stored in details."""
-    from edgecnn.export.parity import (TOLERANCES, compare_outputs, parity_batches,
-                                       random_inputs, torch_outputs)
+    from edgecnn.export.parity import TOLERANCES, compare_outputs, parity_batches, random_inputs
     from edgecnn.runtime.litert import LiteRTSession
 
     opts = ctx.options
     if ctx.precision == "int8":  # random normal inputs saturate calibrated int8 ranges
-        from edgecnn.quantize.calibration import load_calibration
+        from edgecnn.backends.shared_steps import calibration_set
 
-        calib = load_calibration(opts.calib, ctx.model.preprocess, ctx.model.input_size,
-                                 samples=opts.calib_samples, seed=opts.seed)
+        calib = calibration_set(ctx)
         sizes = [min(max(1, opts.parity_samples), calib.count)]
         batches = [calib.data[: sizes[0]]]
         source = f"first {sizes[0]} calibration samples"
-    else:
+        ref = _calib_reference(ctx, batches[0])
+    else:  # the inputs (and so PyTorch's outputs) model.onnx's parity used
+        from edgecnn.backends.shared_steps import random_input_set, torch_reference
+
         sizes = parity_batches(opts.parity_samples)
         batches = random_inputs(sizes, ctx.model.input_size, opts.seed)
         source = "seeded standard-normal inputs"
-    ref = torch_outputs(ctx.model.module, batches)
+        ref = torch_reference(ctx.shared, ctx.model.module, random_input_set(sizes, opts.seed),
+                              batches)
     with LiteRTSession(ctx.writer.manifest, artifact, str(path), threads=opts.threads) as s:
         try:
             got = np.concatenate([s.run(b) for b in batches])

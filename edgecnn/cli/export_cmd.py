@@ -24,12 +24,28 @@ def _batch(ctx, param, value):
     return lo, opt, hi
 
 
+def _precisions(ctx, param, value):
+    from edgecnn.catalog import PRECISIONS
+    from edgecnn.options import split_list
+
+    if value is None:
+        return None
+    items = split_list(value)
+    bad = [p for p in items if p not in PRECISIONS] or ([] if items else [value])
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a precision; use one or several of "
+                                 f"{', '.join(PRECISIONS)}, e.g. fp32,int8")
+    return ",".join(items)
+
+
 @click.command("export")
 @click.argument("model")
 @click.option("--target", default="onnx", show_default=True,
-              help="Backend (onnx, tflite, tensorrt), a profile from 'edgecnn targets', or a .toml path.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
-              help="Default: the target profile's precision.")
+              help="Backend (onnx, tflite, tensorrt), a profile from 'edgecnn targets', or a .toml "
+                   "path; several, comma-separated (onnx,tflite), go into one bundle.")
+@click.option("--precision", default=None, callback=_precisions, metavar="fp32|fp16|int8[,...]",
+              help="One or several, comma-separated; every target gets each. Default: the target "
+                   "profile's precision.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="State dict or edgecnn checkpoint for a zoo model (read with weights_only=True).")
 @click.option("--input-size", "input_size", default=None, metavar="CxHxW",
@@ -99,11 +115,57 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
         table.add_row(a.file, a.backend, a.precision, human_size(a.size_bytes), parity_cell(a.details))
     Console().print(table)
     # plain click.echo: these lines are copied by the user, so they are never wrapped
+    for line in summary_lines(result, max_accuracy_drop is not None):
+        click.echo(line)
     files = written_files(Path(result.bundle), started)
     click.echo(f"wrote {len(files)} file(s) in {result.bundle}: {', '.join(files)}")
     for command in device_build_commands(Path(result.bundle), files):
         click.echo("build the engine on the device: copy the bundle folder there, then run:")
         click.echo(command)
+
+
+def summary_lines(result, budget_given: bool) -> list[str]:
+    """What the table cannot say: the accuracy-budget verdict of each INT8 artifact (when a
+    budget was given) and what parity means on random weights."""
+    lines = [budget_verdict(a) for a in result.artifacts] if budget_given else []
+    lines = [line for line in lines if line]
+    if result.random_weights:
+        low = [a.file for a in result.artifacts if _top1(a) is not None and _top1(a) < 1.0]
+        lines.append("random weights: parity only" + (
+            f"; a low top1 ({', '.join(low)}) is expected there: random logits are near ties, so "
+            f"rounding reorders them; cos (their direction vs PyTorch) is the check that counts"
+            if low else ""))
+    return lines
+
+
+def _top1(artifact) -> float | None:
+    par = artifact.details.get("parity") if isinstance(artifact.details, dict) else None
+    value = par.get("top1_agreement") if isinstance(par, dict) else None
+    return value if isinstance(value, (int, float)) else None
+
+
+def budget_verdict(artifact) -> str | None:
+    """``accuracy budget <file>: top-1 91.20% vs fp32 91.30%, drop 0.10 pt <= 0.5 pt: met
+    (2 layer(s) left in float)`` for an INT8 artifact exported under --max-accuracy-drop."""
+    d = artifact.details if isinstance(artifact.details, dict) else {}
+    acc = d.get("accuracy")
+    if not isinstance(acc, dict):
+        return None
+    if "top1_drop" in acc:  # tflite: fractions of 1
+        fp32, int8, drop = acc.get("fp32_top1"), acc.get("top1"), acc.get("top1_drop")
+        budget, floats = acc.get("max_accuracy_drop"), d.get("float_layers") or []
+        metric = "top-1"
+    else:  # onnxruntime: the budget search's figures
+        fp32, int8, drop = acc.get("fp32"), acc.get("int8"), d.get("accuracy_drop")
+        budget, floats = d.get("max_accuracy_drop"), d.get("excluded_layers") or []
+        metric = "top-1" if acc.get("metric") == "top1" else "agreement with fp32"
+    if not all(isinstance(v, (int, float)) for v in (fp32, int8, drop, budget)):
+        return None
+    met = drop <= budget + 1e-9  # every figure in percent / points of top-1
+    kept = f" ({len(floats)} layer(s) left in float)" if floats else ""
+    return (f"accuracy budget {artifact.file}: {metric} {int8:.2f}% vs fp32 {fp32:.2f}%, drop "
+            f"{drop:.2f} pt {'<=' if met else '>'} {budget:g} pt: {'met' if met else 'MISSED'}"
+            f"{kept}")
 
 
 def written_files(bundle, since: float) -> list[str]:

@@ -152,13 +152,16 @@ def onnx_outputs(path, batches: Sequence[np.ndarray], threads: int | None = None
 
 def check_onnx_parity(module, onnx_path, input_size_chw, samples: int = 8, seed: int = 0,
                       threads: int | None = None, fixed_batch: int | None = None,
-                      tolerance: ParityTolerance | str | float | None = "fp32") -> ParityReport:
-    """PyTorch vs onnxruntime on seeded random inputs; raises ParityError outside ``tolerance``."""
+                      tolerance: ParityTolerance | str | float | None = "fp32",
+                      reference: np.ndarray | None = None) -> ParityReport:
+    """PyTorch vs onnxruntime on seeded random inputs; raises ParityError outside ``tolerance``.
+    ``reference``: PyTorch's outputs on those inputs when the caller has them already."""
     from edgecnn.errors import ExportError
 
     sizes = parity_batches(samples, fixed_batch)
     batches = random_inputs(sizes, input_size_chw, seed)
-    reference = torch_outputs(module, batches)
+    if reference is None:
+        reference = torch_outputs(module, batches)
     try:
         candidate = onnx_outputs(onnx_path, batches, threads)
     except Exception as exc:  # onnxruntime's own error types: one clear line instead

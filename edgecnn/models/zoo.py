@@ -16,7 +16,7 @@ def _load_zoo() -> None:
     global _LOADED
     if not _LOADED:
         from edgecnn.models import (alexnet, efficientnet, googlenet, lenet,  # noqa: F401
-                                    resnet, small_resnet, vgg, vit)
+                                    mobilenet, resnet, small_resnet, vgg, vit)
         _LOADED = True
 
 

@@ -66,13 +66,16 @@ class QuantReport:
         (console or Console(stderr=True)).print(self.table())
 
 
-def median_latency_ms(sess, x: np.ndarray, runs: int = 20, warmup: int = 3) -> float:
-    """Median wall time of one run (a quick indication; benchmarks/ measures properly)."""
+def median_latency_ms(sess, x: np.ndarray, runs: int = 20, warmup: int = 3,
+                      budget_s: float = 1.0) -> float:
+    """Median wall time of one run (a quick indication; benchmarks/ measures properly): up to
+    ``runs`` runs, fewer (at least 5) once ``budget_s`` seconds are spent, so a big model at
+    batch 8 does not hold the export up for seconds per graph."""
     name = sess.get_inputs()[0].name
     for _ in range(warmup):
         sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
+    times: list[float] = []
+    while len(times) < runs and (len(times) < 5 or sum(times) < budget_s):
         t0 = time.perf_counter()
         sess.run(None, {name: x})
         times.append(time.perf_counter() - t0)

@@ -127,7 +127,13 @@ class LiteRTSession(Session):
         if self._runner is None:
             self._runner = _InterpreterRunner(path, self.threads)
         self.api = self._runner.api
-        self._batch = self._model_batch
+        self._runner.batch = self._model_batch
+        # int8/uint8 input, float callers: a second CompiledModel of the same file with a
+        # QUANTIZE op in front (litert_float_input.py), made on the first float call; None:
+        # not tried yet, False: quantise in numpy instead (``float_input_note`` says why)
+        self._float_runner = None if (self.api == "compiled"
+                                      and self._in["dtype"] != np.float32) else False
+        self.float_input_note: str | None = None
         # neither a TFLite Interpreter nor a CompiledModel with its bound buffers is
         # thread-safe: one Session used from several threads runs one batch at a time
         self._lock = threading.Lock()
@@ -159,12 +165,14 @@ class LiteRTSession(Session):
         return out
 
     # -- running --------------------------------------------------------------------
-    # Session.run hands float32 NCHW straight here (no NHWC copy first): the layout change
-    # rides on the quantisation's first pass, into buffers made once per batch size, so a call
-    # costs LiteRT's run plus that one conversion (about 0.15 ms for 3x224x224 on a 2-core
-    # Xeon; benchmarks/litert_overhead.py). A caller that already holds the model's own input
-    # (int8/uint8 NHWC, quantised with the input's scale and zero point) skips the conversion:
-    # Session.run passes it on, and the call costs what raw CompiledModel calls cost.
+    # Session.run hands float32 NCHW straight here (no NHWC copy first). With CompiledModel, an
+    # int8 model's float caller runs a copy of the model with a QUANTIZE op in front: the
+    # session only copies NCHW into a float NHWC buffer (0.06 ms for 3x224x224 on an AVX2
+    # EPYC, against 0.17 ms for numpy quantisation; benchmarks/litert_overhead.py). Otherwise
+    # (Interpreter, or the copy could not be made) the layout change rides on the numpy
+    # quantisation's first pass, into buffers made once per batch size. A caller that already
+    # holds the model's own input (int8/uint8 NHWC, quantised with the input's scale and zero
+    # point) skips the conversion: Session.run passes it on to the file's own model.
     transposes_input = True
 
     def _fill(self, dst: np.ndarray, batch: np.ndarray) -> None:
@@ -178,19 +186,42 @@ class LiteRTSession(Session):
             scratch = self._scratch = np.empty(dst.shape, np.float32)
         _quantize_into(dst, batch, self._in, scratch, nhwc)
 
+    def _float_input_runner(self):
+        """The CompiledModel that takes float input (see ``_float_runner``), or None."""
+        if self._float_runner is None:
+            from edgecnn.runtime.litert_float_input import float_input_model
+
+            try:
+                with open(self.path, "rb") as f:
+                    data = float_input_model(f.read())
+                self._float_runner = _CompiledRunner(self.path, self.threads, self._dynamic,
+                                                     data=data)
+                self._float_runner.batch = self._model_batch
+            except Exception as exc:  # noqa: BLE001 - any failure: numpy quantisation instead
+                self._float_runner = False
+                self.float_input_note = f"quantising in numpy: {first_line(exc)}"
+        return self._float_runner or None
+
     def _invoke(self, batch: np.ndarray, native: bool = False) -> np.ndarray:
+        runner = self._runner
+        if not native and self._float_runner is not False:
+            runner = self._float_input_runner() or self._runner
         n = batch.shape[0]
-        if n != self._batch:
+        if n != runner.batch:
             shape = list(batch.shape) if native or self.input_spec.layout != "NHWC" else \
                 [n, batch.shape[2], batch.shape[3], batch.shape[1]]
-            self._runner.resize(shape)
-            self._batch = n
+            runner.resize(shape)
+            runner.batch = n
         if native:  # the caller's own tensor goes to LiteRT as it is
-            y = self._runner.invoke(batch, self._out["dtype"])
+            y = runner.invoke(batch, self._out["dtype"])
+        elif runner is not self._runner:  # float in: LiteRT quantises (its QUANTIZE op)
+            x = runner.staging(np.float32)
+            _copy_layout(x, batch, self.input_spec.layout == "NHWC")
+            y = runner.invoke(x, self._out["dtype"])
         else:
-            x = self._runner.staging(self._in["dtype"])
+            x = runner.staging(self._in["dtype"])
             self._fill(x, batch)
-            y = self._runner.invoke(x, self._out["dtype"])
+            y = runner.invoke(x, self._out["dtype"])
         return self._dequantize(y, self._out)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -223,7 +254,9 @@ class LiteRTSession(Session):
             self._resize_ok = out.shape[0] == n
         except (ValueError, RuntimeError):
             self._resize_ok = False
-            self._batch = -1  # force a resize back to the model's batch
+            for runner in (self._runner, self._float_runner):  # force a resize back
+                if runner:
+                    runner.batch = -1
         if not self._resize_ok:
             return self._loop(batch, native)
         return out
@@ -240,6 +273,7 @@ class LiteRTSession(Session):
 
     def close(self) -> None:
         self._runner = None
+        self._float_runner = False
 
 
 def _copy_layout(dst: np.ndarray, src: np.ndarray, nhwc: bool, op=None, arg=None) -> None:
@@ -368,13 +402,19 @@ class _CompiledRunner:
 
     api = "compiled"
 
-    def __init__(self, path: str, threads: int, dynamic: bool):
+    def __init__(self, path: str, threads: int, dynamic: bool, data: bytes | None = None):
+        """``data``: the model's bytes to compile instead of the file at ``path``."""
         from ai_edge_litert.compiled_model import CompiledModel, CpuOptions, HardwareAccelerator
         from ai_edge_litert.compiled_model import Options
 
         options = Options(hardware_accelerators=HardwareAccelerator.CPU,
                           cpu_options=CpuOptions(num_threads=threads))
-        self.raw = CompiledModel.from_file(path, environment=_environment(), options=options)
+        if data is None:
+            self.raw = CompiledModel.from_file(path, environment=_environment(), options=options)
+        else:
+            self._data = data  # LiteRT reads the model from this buffer: keep it alive
+            self.raw = CompiledModel.from_buffer(data, environment=_environment(),
+                                                 options=options)
         if self.raw.get_num_signatures() < 1:
             raise ValueError("the model has no signature to run")
         self._dynamic = dynamic

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import BackendUnavailableError, ChecksumError, InputError
-from edgecnn.manifest import Artifact, Manifest, Preprocess, TensorSpec
+from edgecnn.manifest import Artifact, Manifest, Preprocess
 
 pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgecnn[litert]')")
 
@@ -201,6 +201,7 @@ def test_int8_float_and_native_inputs_agree_and_reuse_buffers(tiny_int8, api):
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     q = art.inputs[0].quant
     with LiteRTSession(man, art, str(path), threads=2, api=api) as s:
+        s._float_runner = False  # numpy quantisation (the QUANTIZE-op path: the next test)
         y_float = s.run(x)
         staged = s._runner.staging(np.int8)
         # the caller's own tensor: int8 NHWC, quantised with the input's scale and zero point
@@ -219,6 +220,41 @@ def test_int8_float_and_native_inputs_agree_and_reuse_buffers(tiny_int8, api):
             s.run(xq.transpose(0, 3, 1, 2).copy())  # int8 but NCHW: refused, not guessed
         with pytest.raises(InputError, match="expected float32 .* or this artifact's own int8"):
             s.run(xq.astype(np.uint8))
+
+
+def test_int8_float_input_runs_through_a_quantize_op_in_the_model(tiny_int8):
+    """CompiledModel: float input goes to a copy of the model with a QUANTIZE op in front
+    (made in memory on the first float call), with the numpy path's results; the model's own
+    int8 input still runs the file as it is."""
+    from edgecnn.runtime.litert import _CompiledRunner
+
+    module, man, art, path = tiny_int8
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    q = art.inputs[0].quant
+    with LiteRTSession(man, art, str(path), threads=2, api="compiled") as s, \
+            LiteRTSession(man, art, str(path), threads=2, api="compiled") as numpy_path:
+        numpy_path._float_runner = False
+        assert s._float_runner is None  # not made until a float call needs it
+        y = s.run(x)
+        assert isinstance(s._float_runner, _CompiledRunner) and s.float_input_note is None
+        staged = s._float_runner.staging(np.float32)
+        assert staged.dtype == np.float32 and staged.shape[1:] == (8, 8, 3)  # NHWC
+        y_np = numpy_path.run(x)
+        # LiteRT's QUANTIZE and numpy's rint agree but for ties: the logits stay within a few
+        # output steps, and the prediction is the same
+        assert np.abs(y - y_np).max() <= 4 * art.outputs[0].quant.scale
+        assert (y.argmax(1) == y_np.argmax(1)).all()
+        np.testing.assert_allclose(np.concatenate([s.run(x[i:i + 1]) for i in range(3)]), y)
+        s.run(x)
+        again = s._float_runner.staging(np.float32)
+        s.run(x)
+        assert s._float_runner.staging(np.float32) is again  # made once per batch size
+        xq = np.clip(np.rint(x.transpose(0, 2, 3, 1) / q.scale) + q.zero_point, -128, 127)
+        np.testing.assert_array_equal(s.run(xq.astype(np.int8)), numpy_path.run(x))
+        cos = float(np.sum(y * _ref(module, x)) /
+                    (np.linalg.norm(y) * np.linalg.norm(_ref(module, x))))
+        assert cos > 0.95
 
 
 def test_fp32_model_refuses_integer_input(tiny):

@@ -48,7 +48,7 @@ def _edgecnn(args, cwd, **env):
 EDGECNN_LINE = re.compile(
     r"^(model |exporting to ONNX|model\.onnx: |parity vs PyTorch|building |tflite (fp32|fp16|int8): "
     r"|updating bundle |bundle \S+ ready|\s*bundle \S+\s*$|[┏┃┡│└]|wrote \d+ file\(s\) in "
-    r"|build the engine on the device: |edgecnn build )")
+    r"|build the engine on the device: |edgecnn build |random weights: |accuracy budget )")
 
 
 def _foreign(text: str) -> list[str]:

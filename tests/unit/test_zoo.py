@@ -21,6 +21,7 @@ REFERENCE_PARAMS = {
     "resnet18": 11_689_512,
     "resnet50": 25_557_032,
     "efficientnet_b0": 5_288_548,
+    "mobilenet_v2": 3_504_872,
     "vit_tiny_16": 5_717_416,
     "vit_base_16": 86_567_656,
     # CIFAR-style nets with 1x1-conv shortcuts; no single published figure, order of magnitude
@@ -33,10 +34,12 @@ HEAVY = {"vgg11", "vgg16", "vit_base_16"}
 # A second valid input size per model, different from the reference and the test size.
 ALT_SIZE = {
     "lenet5": 28, "alexnet": 96, "vgg11": 64, "vgg16": 64, "googlenet": 48, "resnet18": 40,
-    "resnet50": 40, "efficientnet_b0": 48, "vit_tiny_16": 48, "vit_base_16": 48,
+    "resnet50": 40, "efficientnet_b0": 48, "mobilenet_v2": 48, "vit_tiny_16": 48, "vit_base_16": 48,
     "resnet8": 32, "resnet20": 36,
 }
 NAMES = sorted(REFERENCE_PARAMS)
+# counts the zoo must match exactly (the torchvision layout, parameter for parameter)
+EXACT_PARAMS = {"mobilenet_v2"}
 
 
 def _param(name):
@@ -53,6 +56,8 @@ def test_param_count_matches_published(name):
         model = create_model(name)
     n = count_params(model)
     assert n == pytest.approx(REFERENCE_PARAMS[name], rel=0.01), f"{name}: {n:,}"
+    if name in EXACT_PARAMS:
+        assert n == REFERENCE_PARAMS[name], f"{name}: {n:,}"
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in NAMES])
@@ -131,6 +136,11 @@ def test_count_params_and_macs_on_a_hand_counted_model():
 def test_count_macs_resnet18_matches_published():
     macs = count_macs(create_model("resnet18"), (3, 224, 224))
     assert macs == pytest.approx(1.82e9, rel=0.05)
+
+
+def test_count_macs_mobilenet_v2_matches_published():
+    """300M multiply-adds at 224 (Sandler et al. 2018, Table 4)."""
+    assert count_macs(create_model("mobilenet_v2"), (3, 224, 224)) == pytest.approx(300e6, rel=0.02)
 
 
 def test_count_macs_lenet5():

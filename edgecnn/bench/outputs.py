@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecnn.bench.report import BenchReport
+from edgecnn.bench.report import BenchReport, flag_slow_int8
 
 if TYPE_CHECKING:
     from edgecnn.bench.measure import Measured
@@ -33,6 +33,7 @@ def make_report(plan: Plan, options: BenchOptions, machine: dict[str, Any],
         reference_top1=measured.reference_top1, data=options.data)
     if options.setup is not None and not options.setup.is_empty:
         report.options["setup"] = options.setup.stated()  # what the user stated, as in bundles
+    flag_slow_int8(report.results)
     if plan.torch_note and any(t.is_torch for t in plan.targets) and plan.torch_model:
         report.warnings.append(f"torch: {plan.torch_note}")
     load, cores = report.machine.get("load_avg_1m"), report.machine.get("cpu_count") or 1

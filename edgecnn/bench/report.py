@@ -106,6 +106,23 @@ class BenchReport:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def flag_slow_int8(rows: list[TargetResult]) -> None:
+    """Warn on an ``onnx:int8`` row that is no faster than ``onnx:fp32`` at the same batch: the
+    CPU int8 graph does not pay off for every family on every CPU (depthwise and attention nets
+    on CPUs without VNNI), and a table should say so rather than let the int8 row pass as a win."""
+    ok = {(r.target, r.batch): r for r in rows if r.status == "ok" and r.latency is not None}
+    for (target, batch), int8 in ok.items():
+        fp32 = ok.get(("onnx:fp32", batch))
+        if target != "onnx:int8" or fp32 is None:
+            continue
+        ratio = fp32.latency.p50 / int8.latency.p50
+        if ratio <= 1.0:
+            int8.warnings.append(
+                f"no faster than onnx:fp32 here ({ratio:.2f}x at batch {batch}: p50 "
+                f"{int8.latency.p50:.3g} vs {fp32.latency.p50:.3g} ms): the CPU int8 graph does "
+                f"not pay off for this model on this CPU")
+
+
 def _json_default(o: Any) -> Any:
     try:
         import numpy as np

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edgecnn.bench.report import (BenchReport, TargetResult, collect_machine, print_table,
-                                  read_report, to_csv, to_markdown, write_reports)
+from edgecnn.bench.report import (BenchReport, TargetResult, collect_machine, flag_slow_int8,
+                                  print_table, read_report, to_csv, to_markdown, write_reports)
 from edgecnn.bench.stats import LatencyStats
 
 
@@ -94,3 +94,19 @@ def test_machine_record_has_the_essentials():
     assert m["threads"] == 2 and m["cpu_model"] and m["os"] and m["python"]
     assert "numpy" in m["libraries"]
     assert "jetson" in m
+
+
+def test_int8_row_no_faster_than_fp32_says_so():
+    def row(target, p50, batch=1):
+        return TargetResult(target=target, backend="onnxruntime", precision=target[5:], batch=batch,
+                            latency=LatencyStats.from_samples([p50] * 5))
+
+    slow, fast = row("onnx:int8", 12.0), row("onnx:int8", 4.0, batch=8)
+    rows = [row("onnx:fp32", 10.0), slow, row("onnx:fp32", 10.0, batch=8), fast]
+    flag_slow_int8(rows)
+    assert len(slow.warnings) == 1 and "no faster than onnx:fp32" in slow.warnings[0]
+    assert "0.83x at batch 1" in slow.warnings[0]
+    assert fast.warnings == []
+    lone = row("onnx:int8", 12.0, batch=4)  # no fp32 row at that batch: nothing to say
+    flag_slow_int8([lone])
+    assert lone.warnings == []

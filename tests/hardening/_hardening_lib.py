@@ -37,6 +37,19 @@ def bundle_state(bundle: Path) -> str:
     return "verified" if not extra else f"verified (+{sorted(extra)})"
 
 
+def is_correct_outcome(outcome: str) -> bool:
+    """The one definition of a correct end for a case fed damaged or hostile input: it ran, or
+    it stopped with an EdgeCNNError subclass (ManifestError, ChecksumError, BundleError,
+    BackendUnavailableError, ...). ``outcome`` is "ran" or an error class name, optionally
+    after a qualifier ("signed ran", "unsigned ChecksumError"). That the message is non-empty
+    is checked where the exception is caught."""
+    import edgecnn.errors as errors
+
+    name = outcome.split()[-1] if outcome.strip() else ""
+    cls = getattr(errors, name, None)
+    return name == "ran" or (isinstance(cls, type) and issubclass(cls, errors.EdgeCNNError))
+
+
 def child_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

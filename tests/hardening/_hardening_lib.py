@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EDGECNN = [sys.executable, "-m", "edgecnn.cli.main"]
+TRAINED_LENET5 = REPO / "weights" / "lenet5_fmnist.pt"  # committed Fashion-MNIST weights
 
 
 def has_tflite(bundle: Path) -> bool:

@@ -35,6 +35,7 @@ def run_worker(bundle: Path, kind: str) -> dict:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"no result from the fuzz worker (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
     result = json.loads(lines[-1])
+    print(f"fuzz {kind}: {json.dumps(result['outcomes'], sort_keys=True)}")  # counts for the docs
     assert proc.returncode == 0 and result["n_failures"] == 0, json.dumps(result, indent=1)
     assert result["cases"] == CASES, result
     return result

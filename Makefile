@@ -47,7 +47,7 @@ test-all: $(STAMP) $(FMNIST)
 
 # The long reliability run (docs/hardening.md): 20,000 damaged files and manifests (5,000 per
 # kind), the long CLI fuzz and a 2-minute runtime soak per backend; about an hour on 2 cores.
-LONG_ENV := EDGECNN_FUZZ_CASES=5000 EDGECNN_FUZZ_SEED=424242 EDGECNN_CLI_FUZZ_CASES=3000 \
+LONG_ENV := EDGECNN_FUZZ_CASES=5000 EDGECNN_FUZZ_SEED=424242 EDGECNN_CLI_FUZZ_CASES=1000 \
             EDGECNN_SOAK_SECONDS=120
 test-long: $(STAMP) $(FMNIST)
 	$(LONG_ENV) $(PYTEST) tests/hardening/test_fuzz_artifacts.py \

@@ -481,12 +481,14 @@ def lock_assets(assets: Path) -> None:
 
 
 def _child_main(spec_path: str) -> int:
-    """Run the cases of a JSON spec (written by the test) and print the outcomes as JSON."""
+    """Run the cases of a JSON spec (written by the test); the outcomes go to spec["result"]."""
     spec = json.loads(Path(spec_path).read_text())
     cases = [Case(**c) for c in spec["cases"]]
     outcomes = run_cases(cases, Path(spec["scratch"]), Path(spec["assets"]), spec["cap_s"],
                          private_assets=False)
-    print(json.dumps([asdict(o) for o in outcomes]))
+    # into a file: a case interrupted while its command had fds 1/2 redirected (native_logs)
+    # may leave this process's stdout pointing elsewhere
+    Path(spec["result"]).write_text(json.dumps([asdict(o) for o in outcomes]))
     return 0
 
 

@@ -85,14 +85,15 @@ def test_unreadable_paths(scratch):
                         "that let root read mode-000 files")
         prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
     spec = scratch / "unreadable.json"
+    result = scratch / "unreadable-result.json"
     spec.write_text(json.dumps({"cases": [asdict(c) for c in cases], "scratch": str(scratch),
-                                "assets": str(assets), "cap_s": CAP_S}))
+                                "assets": str(assets), "cap_s": CAP_S, "result": str(result)}))
     env = {**child_env(), "HOME": str(scratch), "XDG_CACHE_HOME": str(scratch / "cache")}
     proc = subprocess.run([*prefix, sys.executable, str(Path(__file__).with_name("_cli_fuzz.py")),
                            str(spec)], capture_output=True, text=True, env=env, cwd=scratch,
                           timeout=120 + len(cases) * (CAP_S + 5))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    outcomes = [Outcome(**o) for o in json.loads(proc.stdout.strip().splitlines()[-1])]
+    outcomes = [Outcome(**o) for o in json.loads(result.read_text())]
     print(json.dumps(summary(outcomes), indent=1))
     assert len(outcomes) == len(cases)
     assert all(o.kind != "FAIL" for o in outcomes), _report(outcomes, "unreadable")

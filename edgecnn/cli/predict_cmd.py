@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -17,7 +17,7 @@ from edgecnn.cli.native_logs import quiet_libraries
               help="Which artifact precision to run (onnx int8: the CPU graph; int8-trt: the "
                    "TensorRT-shaped graph).")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
+@click.option("--threads", type=THREADS, default=None, help="CPU threads.")
 @handle_errors
 @quiet_libraries
 def predict(bundle: str, images: tuple[str, ...], backend: str | None, precision: str | None,

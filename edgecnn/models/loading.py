@@ -72,6 +72,9 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
         raise ModelLoadError(f"num_classes must be >= 1, got {num_classes}")
     spec = os.fspath(model)
     path = Path(spec)
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):  # the OS cannot look it up
+        raise UnknownModelError(f"model {spec[:40]}... ({len(spec)} characters) is neither a zoo "
+                                f"name nor a usable path: a path part is over 255 bytes")
     if path.suffix == ".pt2":
         if weights is not None:
             raise ModelLoadError("a .pt2 program already holds its weights; drop --weights")

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from _cli_fuzz import (Outcome, lock_assets, make_assets, plan, run_cases, summary,
+from _cli_fuzz import (BUNDLE, IMAGE, NPZ, Case, Outcome, lock_assets, make_assets, plan, run_cases, summary,
                        unreadable_cases, walk)
 from _hardening_lib import child_env
 
@@ -27,6 +27,17 @@ CASES = int(os.environ.get("EDGECNN_CLI_FUZZ_CASES", "0"))
 SEED = int(os.environ.get("EDGECNN_CLI_FUZZ_SEED", "20261202"))
 CAP_S = float(os.environ.get("EDGECNN_CLI_FUZZ_CAP_S", "20" if CASES else "1.5"))
 ONLY = os.environ.get("EDGECNN_CLI_FUZZ_ONLY")
+
+
+# command lines the fuzz found printing a traceback (fixed), replayed on every run
+FOUND = [
+    ["train", "--data", NPZ, "--label-smoothing", "inf", "--out", "t", "--", "lenet5"],
+    ["train", "--data", NPZ, "--seed", "-1", "--out", "t", "--epochs", "1", "--", "lenet5"],
+    ["predict", "--threads", "2147483648", "--", BUNDLE, IMAGE],
+    ["demo", "--out", "d", "--samples", "16", "--threads", "9223372036854775808"],
+    ["export", "--out", "b", "--", "x" * 5000],
+    ["train", "--data", NPZ, "--val", "9" * 400, "--out", "t", "--", "lenet5"],
+]
 
 
 def _report(outcomes: list[Outcome], test: str) -> str:
@@ -100,3 +111,10 @@ def test_unreadable_paths(scratch):
     assert ONLY is not None or any(o.kind == "failed" and "permission" in o.error_line.lower()
                                    for o in outcomes), [o.error_line for o in outcomes]
 
+
+
+def test_cases_the_fuzz_found(scratch, tmp_path):
+    cases = [Case(i, args) for i, args in enumerate(FOUND)]
+    outcomes = run_cases(cases, tmp_path, scratch / "assets", CAP_S)
+    assert all(o.kind in ("failed", "usage") for o in outcomes), \
+        [(o.command[:120], o.kind, o.problem) for o in outcomes]

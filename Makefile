@@ -46,7 +46,8 @@ test-all: $(STAMP) $(FMNIST)
 	$(PYTEST)
 
 # The long reliability run (docs/hardening.md): 20,000 damaged files and manifests (5,000 per
-# kind), the long CLI fuzz and a 2-minute runtime soak per backend; about an hour on 2 cores.
+# kind), the long CLI fuzz (1,000 random cases) and a 2-minute runtime soak per session;
+# about 1.5 hours on 2 cores.
 LONG_ENV := EDGECNN_FUZZ_CASES=5000 EDGECNN_FUZZ_SEED=424242 EDGECNN_CLI_FUZZ_CASES=1000 \
             EDGECNN_SOAK_SECONDS=120
 test-long: $(STAMP) $(FMNIST)

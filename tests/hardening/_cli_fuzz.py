@@ -39,7 +39,7 @@ import click
 import numpy as np
 
 FLAG = object()  # "the flag is given" (no value follows)
-NETWORK = re.compile(r"address|cluster|host|url|endpoint|port", re.I)
+NETWORK = re.compile(r"(^|_)(address|cluster|host|url|endpoint|port)($|_)", re.I)  # option names
 LOOPBACK = ["127.0.0.1", "127.0.0.1:6379", "localhost", "[::1]:1"]
 # bundle, image and data assets, relative to the case folder (names with a space and unicode)
 BUNDLE = "assets/lenet5 bundle"

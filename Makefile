@@ -9,7 +9,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: demo test test-fast test-slow test-all bench dataset venv clean
+.PHONY: demo test test-fast test-slow test-all test-long bench dataset venv clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ test-slow: $(STAMP) $(FMNIST)
 
 test-all: $(STAMP) $(FMNIST)
 	$(PYTEST)
+
+# The long reliability run (docs/hardening.md): 20,000 damaged files and manifests (5,000 per
+# kind), the long CLI fuzz (1,000 random cases) and a 2-minute runtime soak per session;
+# about 1.5 hours on 2 cores.
+LONG_ENV := EDGECNN_FUZZ_CASES=5000 EDGECNN_FUZZ_SEED=424242 EDGECNN_CLI_FUZZ_CASES=1000 \
+            EDGECNN_SOAK_SECONDS=120
+test-long: $(STAMP) $(FMNIST)
+	$(LONG_ENV) $(PYTEST) tests/hardening/test_fuzz_artifacts.py \
+	    tests/unit/test_manifest_fuzz.py tests/hardening/test_cli_fuzz.py tests/hardening/test_soak.py
 
 bench: $(STAMP) $(FMNIST)
 	$(BIN)/python benchmarks/run_all.py

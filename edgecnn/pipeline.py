@@ -249,5 +249,10 @@ def _start_manifest(out: Path, loaded: LoadedModel) -> tuple[Manifest, bool]:
         return fresh, False
     old.preprocess = loaded.preprocess
     old.labels = list(loaded.labels)
+    from edgecnn.tensorrt.plan import PREPARED_KEY
+
+    prepared = old.source.get(PREPARED_KEY)  # checksums of build_plan.json and .trt.onnx
     old.source = dict(loaded.source)
+    if prepared is not None:  # those files are carried over, and so is their record
+        old.source[PREPARED_KEY] = prepared
     return old, True

@@ -74,8 +74,15 @@ class TrainConfig:
                 raise EdgeCNNError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr is None:
             self.lr = 0.1 if self.optimizer == "sgd" else 3e-3
-        if self.lr <= 0:
-            raise EdgeCNNError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):  # NaN fails too
+            raise EdgeCNNError(f"lr must be a number > 0, got {self.lr}")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise EdgeCNNError(f"weight_decay must be a number >= 0, got {self.weight_decay}")
+        if self.seed < 0:  # numpy refuses negative seeds deep inside the data loader
+            raise EdgeCNNError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.label_smoothing <= 1:
+            raise EdgeCNNError(f"label_smoothing must be between 0 and 1, got "
+                               f"{self.label_smoothing}")
 
 
 @dataclass

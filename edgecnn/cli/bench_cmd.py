@@ -12,7 +12,7 @@ import sys
 import click
 
 from edgecnn.cli.lab_bench import lab_options
-from edgecnn.cli.main import EXIT_REGRESSION, handle_errors
+from edgecnn.cli.main import EXIT_REGRESSION, THREADS, handle_errors
 from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
@@ -55,7 +55,7 @@ def _batches(ctx, param, value):
                    "all of these, or the --profile's target). onnx:int8 is the CPU-shaped graph, "
                    "onnx:int8-trt the TensorRT-shaped one (an accuracy proxy on a CPU).")
 @click.option("--batch", default=None, callback=_batches, help="Batch sizes, e.g. 1,8 (default 1).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=THREADS, default=None,
               help="CPU threads for every target (default: the profile's, else all cores).")
 @click.option("--data", default=None,
               help="Labelled data for top-1/top-5, e.g. fashion-mnist:test, a folder or .npz.")

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
 DEMO_WEIGHTS = ("resnet8_fmnist.pt", "lenet5_fmnist.pt")  # first one found wins
@@ -79,7 +79,7 @@ def find_weights(weights: str | None = None) -> Path:
 @click.option("--out", type=click.Path(), default="out/demo", show_default=True)
 @click.option("--samples", type=int, default=None,
               help="Evaluate only this many test images (seeded subset) [all 10,000].")
-@click.option("--threads", type=int, default=None, help="CPU threads [all].")
+@click.option("--threads", type=THREADS, default=None, help="CPU threads [all].")
 @handle_errors
 @quiet_libraries
 def demo(weights, out, samples, threads):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli.lab_eval import lab_eval_options
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
@@ -21,7 +21,7 @@ from edgecnn.cli.native_logs import quiet_libraries
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--samples", type=int, default=None, help="Evaluate a seeded subset of this size.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
+@click.option("--threads", type=THREADS, default=None, help="CPU threads (default: all).")
 @click.option("--out", type=click.Path(), default="out/eval", show_default=True,
               help="Folder for the confusion-matrix PNG and the JSON result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

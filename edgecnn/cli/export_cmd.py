@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.model_options import model_setup_options
 from edgecnn.cli.native_logs import quiet_libraries
 
@@ -68,7 +68,7 @@ def _precisions(ctx, param, value):
               help="Dynamic batch range (TensorRT profile), e.g. 1,8,32.")
 @click.option("--workspace-mb", "workspace_mb", type=click.IntRange(min=1), default=None,
               help="TensorRT builder workspace (default: the profile's).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for checks.")
+@click.option("--threads", type=THREADS, default=None, help="CPU threads for checks.")
 @click.option("--parity-samples", "parity_samples", type=click.IntRange(min=1), default=8,
               show_default=True, help="Random inputs compared against PyTorch.")
 @click.option("--seed", type=int, default=0, show_default=True)

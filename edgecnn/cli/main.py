@@ -47,6 +47,10 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2  # click's own
 EXIT_REGRESSION = 3  # bench --fail-on-regression found a regression
 
+# every --threads option: the libraries behind it (torch, ONNX Runtime, LiteRT) take a C int and
+# fail with a raw overflow error above that
+THREADS = click.IntRange(min=1, max=1024)
+
 
 def handle_errors(fn):
     """Turn edgecnn errors into one clean line on stderr and exit status 1."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -28,7 +28,7 @@ from edgecnn.cli.native_logs import quiet_libraries
               help="Which artifact precision to run (onnx int8: the CPU graph; int8-trt: the "
                    "TensorRT-shaped graph).")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads.")
+@click.option("--threads", type=THREADS, default=None, help="CPU threads.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document (model, artifact, one entry per image) and nothing "
                    "else on stdout.")

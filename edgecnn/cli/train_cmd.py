@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli.main import handle_errors
+from edgecnn.cli.main import THREADS, handle_errors
 from edgecnn.cli.native_logs import quiet_libraries
 
 
@@ -27,7 +27,7 @@ from edgecnn.cli.native_logs import quiet_libraries
 @click.option("--test", default=None, help="Test data for best.pt at the end [fashion-mnist:test].")
 @click.option("--train-samples", type=int, default=None, help="Train on a seeded subset.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--threads", type=THREADS, default=2, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines only (for log files).")
 @handle_errors

@@ -29,6 +29,9 @@ def load_dataset(spec: str, root: str | os.PathLike | None = None) -> ImageDatas
         return ImageDataset(classes=list(FASHION_MNIST_CLASSES), labels=labels, images=images,
                             spec=f"fashion-mnist:{split}", meta={"channels": 1})
     path = Path(spec)
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):  # the OS cannot look it up
+        raise DataError(f"dataset {spec[:40]}... ({len(spec)} characters) not found: a path part "
+                        f"is over 255 bytes")
     if spec.lower().endswith(".npz"):
         from edgecnn.data.npz import load_npz
 

@@ -23,6 +23,14 @@ def load_image_folder(root: str | os.PathLike):
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
+    try:
+        return _scan(root)
+    except PermissionError as exc:  # the folder, or a class subfolder, may not be listed
+        raise DataError(f"image folder {root} cannot be read ({exc.strerror}: "
+                        f"{exc.filename}); check its permissions") from None
+
+
+def _scan(root: Path):
     entries = sorted(p for p in root.iterdir() if _visible(p))
     class_dirs = [p for p in entries if p.is_dir()]
     if not class_dirs:

@@ -84,6 +84,9 @@ def load_model(model: str | os.PathLike, weights: str | os.PathLike | None = Non
     implied = setup.preprocess.implied_size()
     spec = os.fspath(model)
     path = Path(spec)
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):  # the OS cannot look it up
+        raise UnknownModelError(f"model {spec[:40]}... ({len(spec)} characters) is neither a zoo "
+                                f"name nor a usable path: a path part is over 255 bytes")
     is_factory = ":" in spec and not path.exists() and path.suffix != ".pt2"
     if setup.model_args and not is_factory:
         raise ModelLoadError(f"--model-arg applies to module:callable factories; {spec} is not "

@@ -48,17 +48,22 @@ def load_cached(path: Path, key: CacheKey,
         return None
     try:
         d: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        if d.get("format") != CACHE_FORMAT or d.get("key") != dataclasses.asdict(key):
-            return None
+        if d.get("format") != CACHE_FORMAT or d.get("key") != dataclasses.asdict(key) \
+                or d.get("ranges_sha256") != _ranges_sha256(d["ranges"]):
+            return None  # another key, or ranges changed after they were written
         ranges = ActivationRanges.from_dict(d["ranges"])
         return ranges if ranges.covers(tensors) else None
     except (ValueError, KeyError, TypeError, IndexError):
         return None  # a damaged cache is recomputed, never trusted
 
 
+def _ranges_sha256(ranges: Any) -> str:
+    return hashlib.sha256(json.dumps(ranges, sort_keys=True).encode()).hexdigest()
+
+
 def save_cache(path: Path, key: CacheKey, ranges: ActivationRanges, extra: dict | None = None) -> None:
     payload = {"format": CACHE_FORMAT, "key": dataclasses.asdict(key), "ranges": ranges.to_dict(),
-               **(extra or {})}
+               "ranges_sha256": _ranges_sha256(ranges.to_dict()), **(extra or {})}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -26,7 +26,8 @@ from edgecnn.runtime.trt_engine_info import TrtVersion, import_tensorrt
 from edgecnn.tensorrt.build_log import BuildLog, make_logger
 from edgecnn.tensorrt.dla import count_dla_layers, dla_eligible_layers, require_dla_layers
 from edgecnn.tensorrt.network_io import network_io_specs
-from edgecnn.tensorrt.plan import BUILD_PLAN, PREPARED_KEY, BuildPlan, read_plans
+from edgecnn.tensorrt.plan import (BUILD_PLAN, PREPARED_KEY, BuildPlan, read_plans,
+                                  recorded_plan_sha256)
 from edgecnn.tensorrt.versions import BuildStrategy, build_strategy, in_range, network_flags
 
 
@@ -294,7 +295,12 @@ def build_bundle(bundle_path: str | Path, precision: str | None = None, dla_core
     else:
         bundle = Bundle.open(bundle_path)
         root, manifest = bundle.path, bundle.manifest
-    plans = read_plans(Path(root) / BUILD_PLAN)
+    plans = read_plans(Path(root) / BUILD_PLAN, recorded_plan_sha256(manifest))
+    # every prepared graph is verified before TensorRT is imported: a changed file is a
+    # ChecksumError on any machine, not only on one with TensorRT
+    for p in plans.values():
+        if (Path(root) / p.trt_onnx).is_file():
+            verify_prepared(Path(root), manifest.source.get(PREPARED_KEY), p)
     trt = import_tensorrt("building the engine")
     machine = probe()
     if machine.gpu is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import BundleError
+from edgecnn.errors import BundleError, ChecksumError
 from edgecnn.options import BatchProfile, ExportOptions
 
 BUILD_PLAN = "build_plan.json"  # one of the catalogue's tensorrt prepared_files
@@ -96,10 +96,18 @@ class BuildPlan:
                               f"'edgecnn export --target tensorrt'") from None
 
 
-def read_plans(path: Path) -> dict[str, BuildPlan]:
-    """precision -> plan from a build_plan.json; {} when the file does not exist."""
+def read_plans(path: Path, sha256: str | None = None) -> dict[str, BuildPlan]:
+    """precision -> plan from a build_plan.json; {} when the file does not exist. With
+    ``sha256`` (the manifest's record) the file must match it, checked before it is parsed."""
     if not path.is_file():
         return {}
+    if sha256 is not None:
+        from edgecnn.bundle import sha256_file
+
+        if sha256_file(path) != sha256:
+            raise ChecksumError(f"{path.name} does not match the manifest's checksum: it was "
+                                f"changed or damaged in transfer; copy the bundle again or "
+                                f"re-export it with --target tensorrt")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -157,6 +165,13 @@ def make_plan(options: ExportOptions, profile, precision: str, input_name: str,
         target=getattr(profile, "name", "tensorrt"))
 
 
+def recorded_plan_sha256(manifest) -> str | None:
+    """The sha256 of build_plan.json the manifest records (None for a bundle without a record)."""
+    record = manifest.source.get(PREPARED_KEY)
+    value = record.get("build_plan_sha256") if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def record_prepared(writer, plan: BuildPlan) -> dict:
     """Merge ``plan`` into build_plan.json and record every prepared file's sha256 in
     ``manifest.source["tensorrt_prepared"]``.
@@ -166,7 +181,10 @@ def record_prepared(writer, plan: BuildPlan) -> dict:
     """
     from edgecnn.bundle import sha256_file
 
-    plans = read_plans(writer.read_path(BUILD_PLAN))
+    try:  # a carried-over plan that no longer matches the manifest's record is prepared anew
+        plans = read_plans(writer.read_path(BUILD_PLAN), recorded_plan_sha256(writer.manifest))
+    except BundleError:
+        plans = {}
     plans[plan.precision] = plan
     for prec, p in list(plans.items()):
         f = writer.read_path(p.trt_onnx)

@@ -403,7 +403,8 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
     """
     from edgecnn.bundle import Bundle
     from edgecnn.errors import BundleError
-    from edgecnn.tensorrt.plan import BUILD_PLAN, read_plans, trt_onnx_name
+    from edgecnn.tensorrt.plan import (BUILD_PLAN, read_plans, recorded_plan_sha256,
+                                       trt_onnx_name)
 
     b = Bundle.open(bundle)
     onnx_files = {p: catalog.artifact_file("onnxruntime", p)
@@ -431,7 +432,7 @@ def check_bundle(bundle: str | Path, target: str | None = None, trt_version: str
         return reports
     if catalog.canonical(target) != "tensorrt":
         raise BundleError(f"edgecnn check --target supports tensorrt only, got {target!r}")
-    plans = read_plans(b.path / BUILD_PLAN)
+    plans = read_plans(b.path / BUILD_PLAN, recorded_plan_sha256(b.manifest))
     precisions = [precision] if precision else (sorted(plans) or
                                                 [p for p, f in onnx_files.items() if (b.path / f).is_file()])
     reports = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EDGECNN = [sys.executable, "-m", "edgecnn.cli.main"]
+TRAINED_LENET5 = REPO / "weights" / "lenet5_fmnist.pt"  # committed Fashion-MNIST weights
 
 
 def has_tflite(bundle: Path) -> bool:
@@ -35,6 +36,19 @@ def bundle_state(bundle: Path) -> str:
     names = {a.file for a in b.manifest.artifacts}
     extra = {p.name for p in bundle.iterdir()} - names - {"manifest.json"}
     return "verified" if not extra else f"verified (+{sorted(extra)})"
+
+
+def is_correct_outcome(outcome: str) -> bool:
+    """The one definition of a correct end for a case fed damaged or hostile input: it ran, or
+    it stopped with an EdgeCNNError subclass (ManifestError, ChecksumError, BundleError,
+    BackendUnavailableError, ...). ``outcome`` is "ran" or an error class name, optionally
+    after a qualifier ("signed ran", "unsigned ChecksumError"). That the message is non-empty
+    is checked where the exception is caught."""
+    import edgecnn.errors as errors
+
+    name = outcome.split()[-1] if outcome.strip() else ""
+    cls = getattr(errors, name, None)
+    return name == "ran" or (isinstance(cls, type) and issubclass(cls, errors.EdgeCNNError))
 
 
 def child_env() -> dict[str, str]:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _hardening_lib import TRAINED_LENET5
 
 HERE = Path(__file__).parent
 ENGINE_META = HERE.parent / "fixtures" / "tensorrt" / "engine_desktop.json"
@@ -62,4 +63,25 @@ def engine_bundle(tiny_bundle, tmp_path_factory) -> Path:
         w.path_for("model.fp16.engine").write_bytes(b"ftrt" + bytes(range(256)) * 64)
         w.add_artifact("model.fp16.engine", "tensorrt", "fp16", onnx.inputs, onnx.outputs,
                        details={"engine": meta})
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_bundle(tmp_path_factory) -> Path:
+    """Trained lenet5 with every file kind a CPU machine writes: model.onnx, both int8 ONNX
+    graphs and their calibration cache, the TensorRT-prepared int8 graph and build_plan.json,
+    and, where LiteRT works, model.fp32.tflite and model.int8.tflite (four exports into one
+    bundle, 64 calibration images from fashion-mnist:train)."""
+    from edgecnn.options import ExportOptions
+    from edgecnn.pipeline import export
+
+    out = tmp_path_factory.mktemp("hardening_full") / "lenet5"
+    steps = [("onnx", "int8"), ("tensorrt", "int8")]
+    if _litert_ok():
+        steps += [("tflite", "fp32"), ("tflite", "int8")]
+    for target, precision in steps:
+        export(str(TRAINED_LENET5), ExportOptions(
+            target=target, precision=precision, out=out, parity_samples=2, threads=1,
+            calib="fashion-mnist:train" if precision == "int8" else None, calib_samples=64),
+            log=None)
     return out

@@ -357,7 +357,8 @@ def test_bench_runs_both_graphs_labelled_and_old_bundles_route_as_before(both, t
     assert rows["onnx:int8-trt"].artifact == "model.int8.onnx"
     assert any("TensorRT's accuracy proxy, not the CPU artifact" in w
                for w in rows["onnx:int8-trt"].warnings)
-    assert not rows["onnx:int8"].warnings
+    # the CPU artifact carries no proxy warning (only, on a tiny net, the honest "no faster")
+    assert not [w for w in rows["onnx:int8"].warnings if "proxy" in w]
     old = _old_bundle(both, tmp_path / "old")
     rep = run_bench(str(old), BenchOptions(targets="onnx:int8,onnx:int8-trt", **fast),
                     log=lambda m: None)

@@ -4,6 +4,7 @@ onnxruntime on integer kernels, and the TensorRT graph still passes TensorRT's Q
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ def test_zoo_model_both_int8_graphs(name, tmp_path: Path):
     from edgecnn.backends.onnxruntime import OnnxRuntimeBackend
     from edgecnn.backends.registry import ExportContext
     from edgecnn.bundle import Bundle, BundleWriter
+    from edgecnn.errors import ParityError
     from edgecnn.export.onnx import export_onnx
     from edgecnn.manifest import Manifest, TensorSpec
     from edgecnn.options import ExportOptions
@@ -40,7 +42,16 @@ def test_zoo_model_both_int8_graphs(name, tmp_path: Path):
         ctx = ExportContext(model=lm, options=ExportOptions(calib=str(calib), calib_samples=32),
                             profile=None, precision="int8", writer=wr, fp32_onnx=fp32,
                             log=lambda m: None, artifacts=[fa])
-        cpu, trt = OnnxRuntimeBackend().export(ctx)
+        try:
+            cpu, trt = OnnxRuntimeBackend().export(ctx)
+        except ParityError as exc:
+            # A random-weight net so fragile that even the TensorRT graph is unfaithful (cosine
+            # < 0.95): refusing the CPU graph in one clear line is the gate working. Seen for
+            # googlenet on an AVX2-only EPYC (its u8 x s8 kernels are not VNNI's), passing on VNNI.
+            ref = re.search(r"the TensorRT-shaped graph: (-?[0-9.]+)", str(exc))
+            assert ref and float(ref.group(1)) < 0.95, exc
+            assert "\n" not in str(exc)
+            pytest.skip(f"{name}: CPU graph refused on this CPU, as it should be: {exc}")
     b = Bundle.open(out)
     b.verify()
     assert (cpu.variant, trt.variant) == ("cpu", "tensorrt")

@@ -360,7 +360,7 @@ def compact_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     head, rows = summary_rows(report)
     keep = ["target", "batch", "p50 ms (IQR)", "img/s", "peak RSS MB", "size MB", "top-1 %",
             "drop pt", "agree %", "mJ/inf"]
-    short = {"peak RSS MB": "RSS MB", "size MB": "MB", "drop pt": "Δ pt"}
+    short = {"peak RSS MB": "RSS MB", "size MB": "MB", "drop pt": "drop"}  # a gain is negative
     if len({r.batch for r in report.results}) <= 1:
         keep.remove("batch")
     cols = [head.index(k) for k in keep if k in head]

@@ -191,26 +191,35 @@ def test_cpu_graph_runs_on_integer_kernels(model, calib_npy, tmp_path):
     assert "QLinearAdd" not in trt_ops and "Add" in trt_ops
 
 
-def test_cpu_graph_weights_are_7_bit_so_avx2_cannot_saturate(model, calib_npy, tmp_path):
+def test_cpu_ladder_takes_7_bit_weights_where_8_bit_saturate(model, calib_npy, tmp_path):
     """x86 without VNNI sums u8 x s8 pairs in int16 (vpmaddubsw), which saturates with full
     8-bit weights: a trained resnet8's CPU graph fell to cosine 0.87 on an AVX2-only CPU. The
-    CPU graph's weights stay in [-64, 64] whatever CPU builds it; the TensorRT graph keeps 8 bits."""
-    out = tmp_path / "b"
-    _export_onnx_target(out, model, calib=str(calib_npy), calib_samples=48)
+    ladder's second rung is the same shape with weights in [-64, 64] (2 * 255 * 64 < 2**15);
+    the first keeps 8 bits, and so does the TensorRT graph."""
+    from edgecnn.quantize.calibration import load_calibration
+    from edgecnn.quantize.int8 import CPU_LADDER
 
-    def weight_extremes(name: str) -> tuple[int, int]:
-        g = onnx.load(str(out / name)).graph
+    assert [s.reduce_range for s in CPU_LADDER] == [False, True, True, True]
+    assert CPU_LADDER[1].op_types == CPU_QDQ.op_types and "7-bit" in CPU_LADDER[1].describe()
+    assert CPU_LADDER[1].to_dict()["reduce_range"] is True
+    assert "reduce_range" not in TENSORRT_QDQ.to_dict() and "reduce_range" not in CPU_QDQ.to_dict()
+    calib = load_calibration(str(calib_npy), PRE, CHW, samples=16, seed=0)
+    need = scheme_tensors(onnx.load(str(model)), [CPU_QDQ.tensors])
+    ranges = collect_ranges(model, [calib.data], "minmax", progress=False, tensors=need)
+
+    def weight_extremes(scheme) -> tuple[int, int]:
+        path = tmp_path / f"{scheme.name}.onnx"
+        quantize_onnx(model, path, ranges, scheme=scheme)
+        g = onnx.load(str(path)).graph
         ints = [numpy_helper.to_array(t) for t in g.initializer if t.data_type == TensorProto.INT8
                 and numpy_helper.to_array(t).ndim == 4]
-        assert ints, f"{name} holds no int8 conv weights"
+        assert ints, f"{path.name} holds no int8 conv weights"
         return min(int(w.min()) for w in ints), max(int(w.max()) for w in ints)
 
-    lo, hi = weight_extremes("model.int8.cpu.onnx")
-    assert -64 <= lo and hi <= 64, (lo, hi)  # two u8 x s8 products: 2 * 255 * 64 < 2**15
-    assert CPU_QDQ.to_dict()["reduce_range"] is True
-    lo, hi = weight_extremes("model.int8.onnx")
-    assert hi == 127 or lo <= -127, "the TensorRT graph must keep full 8-bit weights"
-    assert "reduce_range" not in TENSORRT_QDQ.to_dict()
+    lo, hi = weight_extremes(CPU_LADDER[1])
+    assert -64 <= lo and hi <= 64, (lo, hi)
+    lo, hi = weight_extremes(CPU_QDQ)
+    assert hi == 127 or lo <= -127, "the first rung keeps full 8-bit weights"
 
 
 def test_tensorrt_backend_still_gets_the_tensorrt_graph_only(model, calib_npy, tmp_path):
@@ -424,8 +433,9 @@ def test_cpu_graph_falls_back_to_shapes_that_quantize_less(calib_npy, tmp_path):
     the next shape of the ladder; the manifest says which."""
     from edgecnn.quantize.int8 import CPU_LADDER
 
-    assert [s.name for s in CPU_LADDER] == ["cpu", "cpu-float-merges", "cpu-weighted-only"]
-    assert "Add" not in CPU_LADDER[1].op_types and CPU_LADDER[2].op_types == ("Conv", "Gemm",
+    assert [s.name for s in CPU_LADDER] == ["cpu", "cpu-7bit", "cpu-float-merges",
+                                            "cpu-weighted-only"]
+    assert "Add" not in CPU_LADDER[2].op_types and CPU_LADDER[3].op_types == ("Conv", "Gemm",
                                                                              "MatMul")
     fp32 = res_cnn(tmp_path / "sens.onnx", outliers=True)  # fails 0.95 with every shape
     arts, logs = _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=32)
@@ -434,7 +444,7 @@ def test_cpu_graph_falls_back_to_shapes_that_quantize_less(calib_npy, tmp_path):
     assert p["passed"] and p["reference"]["graph"] == "tensorrt"
     assert p["gated"] == "parity vs the TensorRT-shaped graph"
     assert p["cosine"] >= p["reference"]["cosine"] - 0.01
-    assert cpu.details["scheme"] in ("cpu", "cpu-float-merges", "cpu-weighted-only")
+    assert cpu.details["scheme"] in ("cpu", "cpu-7bit", "cpu-float-merges", "cpu-weighted-only")
     assert trt.details["parity"]["cosine"] == pytest.approx(p["reference"]["cosine"])
 
 

@@ -24,6 +24,7 @@ transforms in :mod:`edgecnn.quantize` (path in, path out) and written into the b
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,20 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
         parity = compare_outputs(ref_out, run_batched(q_sess, sample))
         if variant == "tensorrt" or budget is not None:
             break
+        if i == 0 and len(ladder) > 1 and ladder[1].reduce_range:
+            # x86 without VNNI sums u8 x s8 products in int16, which 8-bit weights can saturate:
+            # keep whichever of 8 and 7 bits this CPU runs more faithfully (VNNI keeps 8)
+            alt = out.with_name(out.name + ".7bit")
+            quantize_onnx(fp32, alt, ranges, scheme=ladder[1])
+            alt_parity = compare_outputs(ref_out, run_batched(inference_session(alt, threads),
+                                                              sample))
+            seven = ladder.pop(1)
+            if (alt_parity.top1_agreement, alt_parity.cosine) > (parity.top1_agreement,
+                                                                 parity.cosine):
+                os.replace(alt, out)
+                sch, parity, q_sess = seven, alt_parity, inference_session(out, threads)
+            else:
+                alt.unlink()
         bad, reference = _cpu_gate(ctx, parity, ranges, sample, ref_out)
         if not bad:
             break

@@ -389,7 +389,7 @@ def test_cpu_graph_parity_gate_and_record(both):
     a = Bundle.open(both).manifest.find("onnxruntime", "int8")
     p = a.details["parity"]
     assert p["passed"] is True and p["gated"] == "parity" and "reference" not in p
-    assert a.details["scheme"] == "cpu"
+    assert a.details["scheme"] in ("cpu", "cpu-7bit")  # the weight bits this CPU runs better
     assert p["cosine"] >= p["tolerance"]["min_cosine"] == 0.95
     assert p["top1_agreement"] >= p["tolerance"]["min_top1"] == 0.5
     trt = Bundle.open(both).manifest.find("onnxruntime", "int8-trt")

@@ -23,6 +23,7 @@ from edgecnn import catalog
 from edgecnn.backends.registry import ExportContext, get_backend
 from edgecnn.errors import EdgeCNNError, ExportError
 from edgecnn.manifest import Artifact, Manifest, TensorSpec
+from edgecnn.memory import release_memory
 from edgecnn.models.loading import LoadedModel
 from edgecnn.options import ExportOptions
 
@@ -196,22 +197,6 @@ def export(model: str | LoadedModel, options: ExportOptions | None = None,
     return ExportResult(bundle=out, artifacts=written, messages=messages, manifest=manifest,
                         onnx=info, parity=parity, seconds=seconds, jobs=[j.key for j in jobs],
                         shared=shared.summary(), random_weights=random_weights)
-
-
-def release_memory() -> None:
-    """Hand memory freed by one job (ONNX Runtime sessions, conversion graphs) back to the
-    system before the next, so one export of many artifacts peaks near its largest job rather
-    than their sum (glibc keeps freed heap otherwise)."""
-    import ctypes
-    import gc
-    import sys
-
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
 
 
 def has_random_weights(loaded: LoadedModel) -> bool:

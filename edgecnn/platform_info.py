@@ -193,6 +193,20 @@ def cpu_flags(root: str | os.PathLike = "/", keep: tuple[str, ...] = INT8_CPU_FL
     return []
 
 
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # u8 x s8 sums straight into int32
+
+
+def int16_saturation_risk(root: str | os.PathLike = "/") -> bool:
+    """True where ONNX Runtime's u8 x s8 kernels sum pairs of products in int16 (x86 with AVX2
+    but no VNNI/AMX: ``vpmaddubsw`` saturates, so 8-bit weights can lose accuracy there and
+    7-bit ones cannot); False on x86 with VNNI/AMX and on other architectures. An x86 CPU
+    whose flags cannot be read counts as at risk."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i686", "i386", "x86"):
+        return False
+    return not any(f in cpu_flags(root) for f in INT8_DOT_FLAGS)
+
+
 def cpu_facts() -> dict[str, Any]:
     """CPU name, int8-relevant flags and core count: what every speed figure must name."""
     return {"cpu": cpu_model() or "", "flags": cpu_flags(), "cores": os.cpu_count()}

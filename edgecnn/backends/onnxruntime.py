@@ -23,6 +23,7 @@ transforms in :mod:`edgecnn.quantize` (path in, path out) and written into the b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -35,6 +36,7 @@ from edgecnn.errors import (EdgeCNNError, ExportError, MissingDependencyError, P
                             first_line)
 from edgecnn.export.parity import TOLERANCES, ParityTolerance
 from edgecnn.manifest import Artifact
+from edgecnn.memory import release_memory
 from edgecnn.options import ExportOptions
 
 PARITY_SAMPLES = 64  # calibration inputs the int8 graph is compared on
@@ -215,6 +217,115 @@ def _trt_graph_parity(ctx: ExportContext, ranges, sample: np.ndarray, ref_out: n
     return {"graph": "tensorrt", "cosine": rep.cosine, "top1_agreement": rep.top1_agreement}
 
 
+def _weight_bits(ctx: ExportContext, out: Path, ranges, eight_scheme, seven_scheme, q_sess,
+                 ref_sess, sample: np.ndarray, ref_out: np.ndarray):
+    """8- or 7-bit weights for the CPU graph at ``out`` (built with 8): (scheme, session,
+    parity on ``sample``, how it was chosen).
+
+    x86 without VNNI sums u8 x s8 products in int16 (``vpmaddubsw``), which 8-bit weights can
+    saturate; there both are built and judged on every calibration sample (top-1 agreement,
+    then cosine vs model.onnx: a fraction of a point of top-1 hides in 64 samples), and the
+    more faithful one is kept. A CPU with VNNI/AMX (or not x86) cannot saturate: 8 bits, no
+    trial. Either way the build CPU is recorded, so a graph chosen on a VNNI CPU warns when it
+    runs on one without (runtime.ort)."""
+    from edgecnn.backends.shared_steps import calibration_set
+    from edgecnn.export.parity import compare_outputs
+    from edgecnn.platform_info import cpu_flags, cpu_model, int16_saturation_risk
+    from edgecnn.quantize.int8 import quantize_onnx
+    from edgecnn.runtime.ort import inference_session, run_batched
+
+    threads = ctx.options.threads
+    choice = {"cpu": cpu_model() or "", "flags": cpu_flags(), "tried_7bit": False}
+    if not int16_saturation_risk():
+        choice["why"] = "this CPU sums u8 x s8 in int32 (VNNI/AMX or not x86): 8 bits"
+        return (eight_scheme, q_sess, compare_outputs(ref_out, run_batched(q_sess, sample)),
+                choice)
+    data = calibration_set(ctx).data
+    full_ref = ctx.shared.get("model.onnx reference", ("calibration", len(data)),
+                              lambda: run_batched(ref_sess, data))
+    eight_out = run_batched(q_sess, data)
+    alt = out.with_name(out.name + ".7bit")
+    quantize_onnx(ctx.fp32_onnx, alt, ranges, scheme=seven_scheme)
+    seven_out = run_batched(inference_session(alt, threads), data)
+    eight = compare_outputs(full_ref, eight_out)
+    seven = compare_outputs(full_ref, seven_out)
+    choice.update(tried_7bit=True, samples=len(data),
+                  top1_agreement={"8": eight.top1_agreement, "7": seven.top1_agreement},
+                  cosine={"8": eight.cosine, "7": seven.cosine})
+    n = len(sample)
+    if (seven.top1_agreement, seven.cosine) > (eight.top1_agreement, eight.cosine):
+        os.replace(alt, out)
+        choice["why"] = "x86 without VNNI: 7 bits ran more faithfully here"
+        return (seven_scheme, inference_session(out, threads),
+                compare_outputs(ref_out, seven_out[:n]), choice)
+    alt.unlink()
+    choice["why"] = "x86 without VNNI: 8 bits ran at least as faithfully here"
+    return eight_scheme, q_sess, compare_outputs(ref_out, eight_out[:n]), choice
+
+
+# the CPU graph's first passing shape is kept when it runs at least this much faster than
+# model.onnx at batch 1; else the shapes that quantize less (and the TensorRT shape) are timed
+# too and the fastest one that passes the parity gate is kept: a vit_tiny_16 ran 1.16x fp32 with
+# its first passing shape and 1.57x with the TensorRT one on a Zen 5 EPYC (VNNI); an
+# efficientnet_b0 0.71x with the full shape (cpu_int8_families-*.json)
+SPEED_SEARCH_BELOW = 1.3
+
+
+def _fastest_shape(ctx: ExportContext, out: Path, ranges, sch, q_sess, parity, reference,
+                   others, ref_sess, data: np.ndarray, sample: np.ndarray, ref_out: np.ndarray):
+    """(scheme, session, parity, reference, record) of the CPU graph at ``out`` after a speed
+    check at batch 1 against model.onnx; see :data:`SPEED_SEARCH_BELOW`. Latencies come from
+    interleaved rounds (one shape after another was too noisy on a shared CPU to rank shapes).
+    The record names every shape timed, its latency (or why it was not) and model.onnx's."""
+    from edgecnn.export.parity import compare_outputs
+    from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
+    from edgecnn.quantize.report import interleaved_latency_ms
+    from edgecnn.runtime.ort import inference_session, run_batched
+
+    threads = ctx.options.threads
+    x = data[np.arange(1) % len(data)]
+    ms = interleaved_latency_ms({"fp32": ref_sess, sch.name: q_sess}, x)
+    fp32_ms = ms.pop("fp32")
+    record = {"batch": 1, "fp32_ms": round(fp32_ms, 4), "threshold": SPEED_SEARCH_BELOW,
+              "shapes": {sch.name: round(ms[sch.name], 4)}, "kept": sch.name}
+    candidates = [*others, dataclasses.replace(TENSORRT_QDQ, reduce_range=sch.reduce_range)]
+    if fp32_ms / ms[sch.name] >= SPEED_SEARCH_BELOW or not candidates:
+        return sch, q_sess, parity, reference, record
+    ctx.log(f"{out.name}: {sch.name} runs {fp32_ms / ms[sch.name]:.2f}x model.onnx here; timing "
+            f"the shapes that quantize less")
+    passing = {sch.name: (sch, out, q_sess, parity, reference)}
+    for cand in candidates:
+        path = out.with_name(f"{out.name}.{cand.name}")
+        quantize_onnx(ctx.fp32_onnx, path, ranges, scheme=cand)
+        sess = inference_session(path, threads)
+        p = compare_outputs(ref_out, run_batched(sess, sample))
+        bad, ref = _cpu_gate(ctx, p, ranges, sample, ref_out)
+        if bad:
+            record["shapes"][cand.name] = "fails the parity gate"
+            del sess
+            path.unlink()
+        else:
+            passing[cand.name] = (cand, path, sess, p, ref)
+    ms = interleaved_latency_ms({"fp32": ref_sess, **{k: v[2] for k, v in passing.items()}}, x)
+    fp32_ms = ms.pop("fp32")
+    record["fp32_ms"] = round(fp32_ms, 4)
+    record["shapes"].update({k: round(v, 4) for k, v in ms.items()})
+    best = min(ms, key=ms.get)
+    sch, path, q_sess, parity, reference = passing.pop(best)
+    for _, other, *_ in passing.values():
+        if other != out:
+            other.unlink()
+    passing.clear()
+    if path != out:
+        os.replace(path, out)
+        q_sess = inference_session(out, threads)
+    record["kept"] = sch.name
+    tried = ", ".join(f"{k} {v}" if isinstance(v, str) else f"{k} {fp32_ms / v:.2f}x"
+                      for k, v in record["shapes"].items())
+    ctx.log(f"{out.name}: kept {sch.name} ({sch.describe()}), {fp32_ms / ms[best]:.2f}x "
+            f"model.onnx at batch 1 (timed: {tried})")
+    return sch, q_sess, parity, reference, record
+
 def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     from edgecnn.export.parity import compare_outputs
     from edgecnn.quantize.budget import enforce_budget, load_eval
@@ -224,6 +335,7 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     from edgecnn.quantize.report import QuantReport, median_latency_ms
     from edgecnn.runtime.ort import fixed_batch, inference_session, run_batched
 
+    release_memory()  # the other graph's sessions, before this one's
     q, log, threads = ctx.options.quantize, ctx.log, ctx.options.threads
     scheme = SCHEMES[variant]
     file = catalog.artifact_file("onnxruntime", "int8", variant)
@@ -243,6 +355,7 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     # quantize less (the merges, then everything but Conv/Gemm/MatMul left in float). With an
     # accuracy budget the budget is the gate (it leaves layers in float instead).
     ladder = [scheme] if variant == "tensorrt" or ev is not None else list(CPU_LADDER)
+    weights = None
     for i, sch in enumerate(ladder):
         quantize_onnx(fp32, out, ranges, scheme=sch)
         budget = None
@@ -254,27 +367,19 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
                 log(f"budget met: {len(budget.excluded)} layers left in float "
                     f"({', '.join(budget.excluded)}), drop {budget.drop:.2f} pt")
         q_sess = inference_session(out, threads)
-        parity = compare_outputs(ref_out, run_batched(q_sess, sample))
+        if i == 0 and len(ladder) > 1 and ladder[1].reduce_range:
+            # the same shape with 7-bit weights: tried right away where this CPU may saturate
+            # 8-bit ones, else not a rung of its own (it could only be less faithful)
+            seven = ladder.pop(1)
+            sch, q_sess, parity, weights = _weight_bits(ctx, out, ranges, sch, seven, q_sess,
+                                                        ref_sess, sample, ref_out)
+            # the rungs below quantize less, with the weight bits chosen here
+            ladder[1:] = [dataclasses.replace(r, reduce_range=sch.reduce_range)
+                          for r in ladder[1:]]
+        else:
+            parity = compare_outputs(ref_out, run_batched(q_sess, sample))
         if variant == "tensorrt" or budget is not None:
             break
-        if i == 0 and len(ladder) > 1 and ladder[1].reduce_range:
-            # x86 without VNNI sums u8 x s8 products in int16, which 8-bit weights can saturate:
-            # keep whichever of 8 and 7 bits this CPU runs more faithfully (VNNI keeps 8)
-            # (judged on every calibration sample: a fraction of a point of top-1 hides in 64)
-            alt = out.with_name(out.name + ".7bit")
-            quantize_onnx(fp32, alt, ranges, scheme=ladder[1])
-            alt_sess = inference_session(alt, threads)
-            full_ref = ctx.shared.get("model.onnx reference", ("calibration", len(calib.data)),
-                                      lambda: run_batched(ref_sess, calib.data))
-            eight = compare_outputs(full_ref, run_batched(q_sess, calib.data))
-            seven_p = compare_outputs(full_ref, run_batched(alt_sess, calib.data))
-            seven = ladder.pop(1)
-            if (seven_p.top1_agreement, seven_p.cosine) > (eight.top1_agreement, eight.cosine):
-                os.replace(alt, out)
-                sch, q_sess = seven, inference_session(out, threads)
-                parity = compare_outputs(ref_out, run_batched(q_sess, sample))
-            else:
-                alt.unlink()
         bad, reference = _cpu_gate(ctx, parity, ranges, sample, ref_out)
         if not bad:
             break
@@ -287,6 +392,11 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
                 f"layers in float")
         log(f"{file}: {sch.name} ({sch.describe()}) fails the parity gate ({'; '.join(bad)}); "
             f"trying {ladder[i + 1].name} ({ladder[i + 1].describe()})")
+    speed = None
+    if variant == "cpu" and budget is None:
+        sch, q_sess, parity, reference, speed = _fastest_shape(
+            ctx, out, ranges, sch, q_sess, parity, reference, ladder[i + 1:], ref_sess,
+            calib.data, sample, ref_out)
     scheme = sch
 
     qdq_state = "not applicable (CPU graph)"
@@ -312,7 +422,7 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
     latency: dict[str, dict[str, float]] = {"fp32": {}, "int8": {}}
     fixed = fixed_batch(ref_sess)
     for b in ((fixed,) if fixed else (1, 8)):
-        x = np.ascontiguousarray(np.resize(calib.data, (b, *calib.data.shape[1:])))
+        x = calib.data[np.arange(b) % len(calib.data)]  # (np.resize would copy them all)
         latency["fp32"][str(b)] = ctx.shared.get(  # model.onnx's once for both graphs
             "model.onnx latency", b, lambda: round(median_latency_ms(ref_sess, x), 4))
         latency["int8"][str(b)] = round(median_latency_ms(q_sess, x), 4)
@@ -342,6 +452,12 @@ def _export_int8(ctx: ExportContext, variant: str) -> Artifact:
                      if budget else None),
         "qdq_check": qdq_state, "report": rep_file, "source": fp32.name,
     }
+    if variant == "cpu":
+        details["weight_bits"] = 7 if scheme.reduce_range else 8
+        if speed is not None:
+            details["shape_speed"] = speed
+        if weights is not None:
+            details["weight_bits_choice"] = weights
     inputs, outputs = _io_specs(ctx)
     return ctx.writer.add_artifact(file, backend="onnxruntime", precision="int8",
                                    inputs=inputs, outputs=outputs, details=details)

@@ -88,8 +88,10 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
     from edgecnn.cli.info_cmd import human_size, parity_cell
     from edgecnn.models.loading import parse_input_size
     from edgecnn.options import BatchProfile, ExportOptions
+    from edgecnn.memory import reuse_large_buffers
     from edgecnn.pipeline import export as run_export
 
+    reuse_large_buffers()  # this process builds and exits: big arrays reuse heap memory
     options = ExportOptions(
         target=target, precision=precision, out=Path(out) if out else None, weights=weights,
         input_size=parse_input_size(input_size), num_classes=num_classes, calib=calib,

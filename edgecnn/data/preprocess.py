@@ -132,17 +132,26 @@ def keeps_size(spec: Preprocess) -> bool:
 
 def normalize_uint8(pixels: np.ndarray, spec: Preprocess) -> np.ndarray:
     """uint8 HxW / HxWxC (or NxHxW / NxHxWxC) at the right size -> float32 (N)CHW."""
-    x = pixels.astype(np.float32) * np.float32(spec.scale)
+    x = pixels.astype(np.float32)
+    x *= np.float32(spec.scale)
     if spec.channels == 1:  # grayscale comes as (N)xHxW
         x = x[..., None]
     batched = x.ndim == 4
     if spec.channel_order == "BGR":
         x = x[..., ::-1]
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    x = (x - mean) / std
-    axes = (0, 3, 1, 2) if batched else (2, 0, 1)
-    return np.ascontiguousarray(x.transpose(axes), dtype=np.float32)
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(-1)
+    std = np.asarray(spec.std, dtype=np.float32).reshape(-1)
+    # (x - mean) / std straight into the (N)CHW result, one channel at a time: the same float32
+    # arithmetic as broadcasting, without full-size temporaries. A 1-channel image with a
+    # 3-value mean becomes 3 channels (gray to RGB), as broadcasting would make it.
+    ch = max(x.shape[-1], mean.size, std.size)
+    lead = x.shape[:-3] if batched else ()
+    out = np.empty((*lead, ch, *x.shape[-3:-1]), np.float32)
+    for c in range(ch):
+        dst = out[:, c] if batched else out[c]
+        np.subtract(x[..., c % x.shape[-1]], mean[c % mean.size], out=dst)
+        dst /= std[c % std.size]
+    return out
 
 
 def preprocess_batch(images: Iterable[ImageLike], spec: Preprocess) -> np.ndarray:

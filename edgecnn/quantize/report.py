@@ -66,8 +66,8 @@ class QuantReport:
         (console or Console(stderr=True)).print(self.table())
 
 
-def median_latency_ms(sess, x: np.ndarray, runs: int = 20, warmup: int = 3,
-                      budget_s: float = 1.0) -> float:
+def median_latency_ms(sess, x: np.ndarray, runs: int = 20, warmup: int = 2,
+                      budget_s: float = 0.3) -> float:
     """Median wall time of one run (a quick indication; benchmarks/ measures properly): up to
     ``runs`` runs, fewer (at least 5) once ``budget_s`` seconds are spent, so a big model at
     batch 8 does not hold the export up for seconds per graph."""
@@ -80,3 +80,25 @@ def median_latency_ms(sess, x: np.ndarray, runs: int = 20, warmup: int = 3,
         sess.run(None, {name: x})
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1e3)
+
+
+def interleaved_latency_ms(sessions: dict, x: np.ndarray, rounds: int = 4, runs: int = 5,
+                           settle: int = 5) -> dict:
+    """Median wall time of one run per session, timed in interleaved rounds (the order rotated):
+    a shared CPU's drift then hits every session alike. Each round first runs a session
+    ``settle`` times untimed: right after another session ran, the first runs took 2-4x longer
+    on a 2-core VM (the other session's thread pool still spinning), so only the ``runs`` after
+    those count."""
+    names = list(sessions)
+    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+    times: dict = {k: [] for k in names}
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            s, feed = sessions[k], feeds[k]
+            for _ in range(settle):
+                s.run(None, feed)
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                s.run(None, feed)
+                times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v) * 1e3) for k, v in times.items()}

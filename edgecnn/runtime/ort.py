@@ -8,6 +8,7 @@ the same threads and optimisation level.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -30,6 +31,9 @@ class OrtSession(Session):
                 f"ONNX Runtime cannot load {os.path.basename(path)}: {first_line(exc)}") from exc
         self._input_name = self._sess.get_inputs()[0].name
         self._output_name = self._sess.get_outputs()[0].name
+        self.saturation_note = saturation_note(artifact.details)
+        if self.saturation_note:
+            warnings.warn(self.saturation_note, RuntimeWarning, stacklevel=3)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:
@@ -46,6 +50,25 @@ class OrtSession(Session):
     def raw(self):
         """The underlying onnxruntime.InferenceSession."""
         return self._sess
+
+
+def saturation_note(details: dict) -> str | None:
+    """Why a CPU int8 graph may run less accurately on this CPU than where it was built, or None:
+    8-bit weights chosen on a CPU that sums u8 x s8 in int32 (VNNI/AMX), run on an x86 CPU
+    without VNNI, whose int16 pair sums they can saturate (the export tries 7-bit weights only
+    on such a CPU)."""
+    choice = details.get("weight_bits_choice")
+    if details.get("weight_bits") != 8 or not isinstance(choice, dict) or choice.get("tried_7bit"):
+        return None
+    from edgecnn.platform_info import int16_saturation_risk
+
+    if not int16_saturation_risk():
+        return None
+    built = " ".join(str(x) for x in (choice.get("cpu"), choice.get("flags")) if x)
+    return (f"this int8 graph has 8-bit weights chosen on a CPU with VNNI ({built}); this x86 "
+            f"CPU has no VNNI and sums int8 products in int16, which 8-bit weights can saturate: "
+            f"check its accuracy here (edgecnn eval), or re-export on this CPU (or one like it) "
+            f"to let edgecnn pick 7-bit weights where they run more faithfully")
 
 
 def default_threads() -> int:
@@ -79,12 +102,19 @@ def fixed_batch(sess) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
+RUN_BATCH_ELEMENTS = 1 << 21  # input elements per batch: ONNX Runtime's arena keeps the
+# activations of the largest batch it ran, per session (64 images at 224x224 held ~0.8 GB each;
+# 13 at this bound)
+
+
 def run_batched(sess, data: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits of a raw InferenceSession for ``data``, batch by batch (the last batch padded for
+    """Logits of a raw InferenceSession for ``data``, batch by batch: at most ``batch_size``
+    samples and :data:`RUN_BATCH_ELEMENTS` input elements a batch (the last batch padded for
     fixed-batch models)."""
     name = sess.get_inputs()[0].name
     fixed = fixed_batch(sess)
-    bs = fixed or batch_size
+    per_sample = int(np.prod(data.shape[1:])) if data.ndim > 1 else 1
+    bs = fixed or max(1, min(batch_size, RUN_BATCH_ELEMENTS // max(1, per_sample)))
     out = []
     for i in range(0, len(data), bs):
         x = data[i:i + bs]

@@ -25,6 +25,7 @@ from edgecnn.errors import BundleError, ParityError, UnknownTargetError  # noqa:
 from edgecnn.manifest import SCHEMA_VERSION, Manifest, TensorSpec  # noqa: E402
 from edgecnn.models.loading import LoadedModel  # noqa: E402
 from edgecnn.options import ExportOptions  # noqa: E402
+from edgecnn.platform_info import cpu_flags, int16_saturation_risk  # noqa: E402
 from edgecnn.quantize.int8 import CPU_QDQ, TENSORRT_QDQ, quantize_onnx  # noqa: E402
 from edgecnn.quantize.ranges import collect_ranges, scheme_tensors  # noqa: E402
 from edgecnn.runtime.ort import inference_session, run_batched  # noqa: E402
@@ -390,11 +391,110 @@ def test_cpu_graph_parity_gate_and_record(both):
     p = a.details["parity"]
     assert p["passed"] is True and p["gated"] == "parity" and "reference" not in p
     assert a.details["scheme"] in ("cpu", "cpu-7bit")  # the weight bits this CPU runs better
+    # 7-bit weights are tried only where this CPU's u8 x s8 kernels can saturate (x86 without
+    # VNNI); the choice and the CPU it was made on are recorded either way
+    choice = a.details["weight_bits_choice"]
+    assert a.details["weight_bits"] == (7 if a.details["scheme"] == "cpu-7bit" else 8)
+    assert choice["tried_7bit"] is int16_saturation_risk() and choice["flags"] == cpu_flags()
+    if choice["tried_7bit"]:
+        assert set(choice["top1_agreement"]) == {"8", "7"} and choice["samples"] >= 64
+    else:
+        assert a.details["weight_bits"] == 8
     assert p["cosine"] >= p["tolerance"]["min_cosine"] == 0.95
     assert p["top1_agreement"] >= p["tolerance"]["min_top1"] == 0.5
     trt = Bundle.open(both).manifest.find("onnxruntime", "int8-trt")
     assert trt.details["parity"]["gated"] == "no (reported)"
 
+
+
+
+def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_npy, tmp_path,
+                                                                 monkeypatch):
+    """With the threshold out of reach every shape is timed (a real export, real ONNX Runtime):
+    the kept one is the fastest that passed the gate, recorded with what was timed."""
+    import edgecnn.backends.onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "SPEED_SEARCH_BELOW", 1e9)
+    arts, logs = _export_onnx_target(tmp_path / "b", model, calib=str(calib_npy),
+                                     calib_samples=48)
+    cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")
+    speed = cpu.details["shape_speed"]
+    timed = {k: v for k, v in speed["shapes"].items() if not isinstance(v, str)}
+    assert len(speed["shapes"]) >= 3 and "tensorrt" in speed["shapes"]
+    assert speed["kept"] == cpu.details["scheme"] == min(timed, key=timed.get)
+    assert cpu.details["parity"]["passed"] is True
+    assert any("timing the shapes that quantize less" in m for m in logs)
+    assert not list((tmp_path / "b").glob("*.onnx.*"))  # no candidate file left behind
+    # the file in the bundle is the kept shape (what runs is what the manifest says)
+    assert Bundle.open(tmp_path / "b").manifest.find("onnxruntime", "int8").details[
+        "scheme"] == speed["kept"]
+
+# -- a graph whose weight bits were chosen on one CPU, run on another ------------------------
+VNNI_CHOICE = {"cpu": "Example VNNI CPU", "flags": ["avx2", "avx512_vnni"], "tried_7bit": False}
+
+
+@pytest.mark.parametrize("details,warns", [
+    ({"weight_bits": 8, "weight_bits_choice": VNNI_CHOICE}, True),
+    ({"weight_bits": 8, "weight_bits_choice": dict(VNNI_CHOICE, tried_7bit=True)}, False),
+    ({"weight_bits": 7, "weight_bits_choice": dict(VNNI_CHOICE, tried_7bit=True)}, False),
+    ({"scheme": "cpu"}, False),  # a bundle from before the choice was recorded
+])
+def test_saturation_note_only_for_8_bits_chosen_without_a_trial(monkeypatch, details, warns):
+    import edgecnn.platform_info as pi
+    from edgecnn.runtime.ort import saturation_note
+
+    monkeypatch.setattr(pi, "int16_saturation_risk", lambda root="/": True)
+    note = saturation_note(details)
+    assert bool(note) is warns
+    if warns:
+        assert "Example VNNI CPU" in note and "edgecnn eval" in note and "7-bit" in note
+    monkeypatch.setattr(pi, "int16_saturation_risk", lambda root="/": False)
+    assert saturation_note(details) is None  # a CPU that cannot saturate: nothing to say
+
+
+def test_loading_a_vnni_built_graph_on_a_cpu_without_vnni_warns(both, tmp_path, monkeypatch):
+    import shutil
+    import warnings
+
+    import edgecnn.platform_info as pi
+    import edgecnn.runtime as rt
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(both, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    for a in m["artifacts"]:
+        if a["details"].get("shaped_for") == "cpu":
+            a["details"].update(weight_bits=8, weight_bits_choice=VNNI_CHOICE)
+    (copy / "manifest.json").write_text(json.dumps(m))
+    monkeypatch.setattr(pi, "int16_saturation_risk", lambda root="/": True)
+    with pytest.warns(RuntimeWarning, match="no VNNI"):
+        s = rt.load(copy, backend="onnxruntime", precision="int8")
+    assert "Example VNNI CPU" in s.saturation_note
+    monkeypatch.setattr(pi, "int16_saturation_risk", lambda root="/": False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rt.load(copy, backend="onnxruntime", precision="int8").saturation_note is None
+
+
+def test_run_batched_bounds_the_batch_by_input_elements():
+    from edgecnn.runtime import ort as ort_rt
+
+    class Recorder:  # stands in for an InferenceSession: this test is about the batching only
+        def __init__(self):
+            self.sizes = []
+
+        def get_inputs(self):
+            return [type("I", (), {"name": "x", "shape": ["N", 3, 224, 224]})()]
+
+        def run(self, outputs, feed):
+            self.sizes.append(len(feed["x"]))
+            return [feed["x"].reshape(len(feed["x"]), -1)[:, :2]]
+
+    big, small = Recorder(), Recorder()
+    out = ort_rt.run_batched(big, np.zeros((40, 3, 224, 224), np.float32))
+    assert out.shape == (40, 2) and max(big.sizes) * 3 * 224 * 224 <= ort_rt.RUN_BATCH_ELEMENTS
+    ort_rt.run_batched(small, np.zeros((100, 1, 28, 28), np.float32))
+    assert small.sizes == [64, 36]  # small inputs keep the usual batch of 64
 
 def sigmoid_cnn(path: Path) -> Path:
     """conv1 -> Sigmoid -> gap -> flatten -> gemm; channel 0 of conv1's output is ~5000 and the

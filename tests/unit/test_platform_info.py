@@ -177,3 +177,22 @@ def test_cpu_flags_name_only_the_int8_relevant_ones(tmp_path):
     assert cpu_flags(tmp_path) == ["avx2", "avx512_vnni"]
     assert cpu_model(tmp_path) == "Example CPU"
     assert cpu_flags(tmp_path / "nowhere") == []
+
+
+@pytest.mark.parametrize("machine,flags,risk", [
+    ("x86_64", "fpu sse2 avx2 fma", True),               # AVX2 only: vpmaddubsw sums in int16
+    ("x86_64", "fpu avx2 avx512f avx512bw", True),       # AVX-512 without VNNI saturates too
+    ("x86_64", "fpu avx2 avx512f avx512_vnni", False),
+    ("x86_64", "fpu avx2 avx_vnni", False),
+    ("x86_64", "fpu avx2 amx_int8", False),
+    ("x86_64", None, True),                              # flags unreadable: the cautious answer
+    ("aarch64", "fp asimd asimddp", False),
+])
+def test_int16_saturation_risk(tmp_path, monkeypatch, machine, flags, risk):
+    from edgecnn.platform_info import int16_saturation_risk
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    if flags is not None:
+        (tmp_path / "proc").mkdir()
+        (tmp_path / "proc/cpuinfo").write_text(f"model name\t: X\nflags\t\t: {flags}\n")
+    assert int16_saturation_risk(tmp_path) is risk

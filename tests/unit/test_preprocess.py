@@ -77,3 +77,34 @@ def test_bad_arrays():
         load_image(np.zeros((0, 4), np.uint8), 1)
     with pytest.raises(DataError, match="no images"):
         preprocess_batch([], grayscale_preprocess())
+
+
+def _broadcast_reference(pixels, spec):
+    """normalize_uint8 as numpy broadcasting writes it: the arithmetic it must match bit for bit
+    (calibration sets are identified by their sha256)."""
+    x = pixels.astype(np.float32) * np.float32(spec.scale)
+    if spec.channels == 1:
+        x = x[..., None]
+    if spec.channel_order == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose((0, 3, 1, 2) if x.ndim == 4 else (2, 0, 1)))
+
+
+@pytest.mark.parametrize("shape,kw", [
+    ((4, 16, 16), dict(channels=1, mean=(0.5,), std=(0.25,))),                   # gray
+    ((4, 16, 16), dict(channels=1, mean=(0.485, 0.456, 0.406),                    # gray -> RGB
+                       std=(0.229, 0.224, 0.225))),
+    ((16, 16), dict(channels=1, mean=(0.1,), std=(0.3,))),                        # one image
+    ((2, 16, 16, 3), dict(channels=3, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4),
+                          channel_order="BGR")),
+    ((16, 16, 3), dict(channels=3, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4))),
+])
+def test_normalize_is_bit_identical_to_broadcasting(shape, kw):
+    from edgecnn.data.preprocess import Preprocess
+
+    px = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    spec = Preprocess(size=(16, 16), scale=1 / 255, **kw)
+    got, want = normalize_uint8(px, spec), _broadcast_reference(px, spec)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()

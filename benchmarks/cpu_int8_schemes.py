@@ -49,8 +49,10 @@ CANDIDATES = {
                                                                  per_channel=False),
     "S8S8 sym, CPU_QDQ ops": dataclasses.replace(CPU_QDQ, name="s8s8-all", activation_type="QInt8",
                                                  activation_symmetric=True),
-    "U8S8, CPU_QDQ ops, Add/Concat/Mul in float (CPU_LADDER[1], cpu-float-merges)": CPU_LADDER[1],
-    "U8S8, Conv/Gemm/MatMul only (CPU_LADDER[2], cpu-weighted-only)": CPU_LADDER[2],
+    "U8S8, CPU_QDQ ops, 7-bit weights (CPU_LADDER[1], cpu-7bit)": CPU_LADDER[1],
+    "U8S8, CPU_QDQ ops, Add/Concat/Mul/Sigmoid in float, 7-bit weights (cpu-float-merges)":
+        CPU_LADDER[2],
+    "U8S8, Conv/Gemm/MatMul only, 7-bit weights (cpu-weighted-only)": CPU_LADDER[3],
     "U8S8, CPU_QDQ ops, logits Q/DQ kept": dataclasses.replace(
         CPU_QDQ, name="u8s8-qlogits", float_graph_outputs=False),
     "U8S8, CPU_QDQ ops, depthwise Conv in float": dataclasses.replace(

@@ -17,6 +17,14 @@ exported into ``--bundle`` when missing). Per precision, in one process, interle
   input already NHWC and quantised: LiteRT with nothing around it;
 - ``benchmark_litert_model``: LiteRT's own tool (``ai_edge_litert.tools``), in this process.
 
+Then, because a shared VM drifts by more than the few percent being measured between rounds,
+the headline figures are **paired**: every way alternates call by call with ``LiteRT run only``
+(``run_by_index`` on the very CompiledModel that way calls, its input already written: exactly
+the region ``benchmark_litert_model`` times; two CompiledModels alternating call by call slow
+each other by 3-5 %, their thread pools still spinning), ``--pairs`` times, the order swapped every other pair; the
+overhead is median(way - run only) / median(run only). The tool's own medians, taken
+unpaired, say how far that region is from the tool's figure.
+
 Writes benchmarks/results/litert_overhead[-<tag>].json with the CPU, its flags and the load
 average. Numbers are printed, never asserted.
 """
@@ -42,6 +50,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--pairs", type=int, default=1000)
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
 
@@ -62,6 +71,7 @@ def main() -> None:
             export_bundle("resnet18", out, prec, args.threads, **opts)
     x = np.random.default_rng(0).standard_normal((1, *chw)).astype(np.float32)
     ways: dict[str, dict] = {}
+    run_onlys: dict[str, object] = {}
     sessions = []
     for prec in ("fp32", "int8"):
         s = rt.load(out, backend="tflite", precision=prec, threads=args.threads, api="compiled")
@@ -87,6 +97,12 @@ def main() -> None:
             cm.run_by_index(0, ins, outs)
             return outs[0].read(n_out, out_dtype)
 
+        raw()  # the input is in the buffer from here on
+
+        def run_only(cm=cm, ins=ins, outs=outs):
+            cm.run_by_index(0, ins, outs)
+
+        run_onlys[prec] = run_only
         w = {"edgecnn float": lambda s=s: s.run(x), "raw CompiledModel": raw}
         if det["dtype"] != np.float32 and hasattr(s, "_float_runner"):
             # the two ways to hand float to an int8-input model: LiteRT's QUANTIZE op in front
@@ -150,12 +166,65 @@ def main() -> None:
         for k, v in med.items():
             print(f"{p:5s} {k:24s} {v:8.3f} ms  vs raw {v / raw_ms:6.3f}  vs tool "
                   f"{v / med['benchmark_litert_model']:6.3f}")
+    for p, w in ways.items():
+        paired = {}
+        for name, fn in w.items():
+            d = paired_overhead(fn, own_run_only(name, fn, run_onlys[p]), args.pairs)
+            paired[name] = d
+            print(f"{p:5s} paired  {name:40s} +{d['overhead_ms'] * 1e3:7.1f} us "
+                  f"({d['overhead_pct']:+.2f} % of run only {d['run_only_ms']:.3f} ms)")
+        tool = result[p]["benchmark_litert_model"]["median_ms"]
+        ro = statistics.median(d["run_only_ms"] for d in paired.values())
+        result[p]["paired"] = {"pairs": args.pairs, "run_only_ms": round(ro, 4),
+                               "tool_median_ms": tool, "ways": paired}
+        print(f"{p:5s} LiteRT run only {ro:.3f} ms (paired runs), benchmark_litert_model "
+              f"{tool:.3f} ms (unpaired rounds)")
     tag = f"-{args.tag}" if args.tag else ""
     dest = HERE / "results" / f"litert_overhead{tag}.json"
     dest.write_text(json.dumps(result, indent=1) + "\n")
     print(f"load average {load_before} -> {load_after}; wrote {dest}")
     for s in sessions:
         s.close()
+
+
+def own_run_only(name: str, fn, raw_run_only):
+    """``run_by_index`` alone on the CompiledModel that way ``fn`` runs (a session's own
+    runner, the float-input copy for a float call to an int8 model), input already written."""
+    session = getattr(fn, "__defaults__", None) and fn.__defaults__[0]
+    runner = None
+    if session is not None and hasattr(session, "_runner"):
+        float_runner = getattr(session, "_float_runner", None)
+        runner = float_runner if (float_runner and "native" not in name) else session._runner
+    if runner is None and hasattr(session, "run_by_index"):  # a raw way: (cm, ins, outs, ...)
+        cm, ins, outs = fn.__defaults__[:3]
+        return lambda: cm.run_by_index(0, ins, outs)
+    if runner is None or not hasattr(runner, "_ins"):
+        return raw_run_only
+    return lambda r=runner: r.raw.run_by_index(0, r._ins, r._outs)
+
+
+def paired_overhead(fn, base, pairs: int) -> dict:
+    """``fn`` against ``base`` call by call (order swapped every other pair): the median extra
+    time of ``fn`` over ``base`` and ``base``'s median, in ms."""
+    import time
+
+    diffs, bases = [], []
+    for _ in range(10):
+        fn(), base()
+    for i in range(pairs):
+        first, second = (fn, base) if i % 2 else (base, fn)
+        t0 = time.perf_counter()
+        first()
+        t1 = time.perf_counter()
+        second()
+        t2 = time.perf_counter()
+        tf, tb = (t1 - t0, t2 - t1) if first is fn else (t2 - t1, t1 - t0)
+        diffs.append((tf - tb) * 1e3)
+        bases.append(tb * 1e3)
+    ro = statistics.median(bases)
+    extra = statistics.median(diffs)
+    return {"overhead_ms": round(extra, 5), "run_only_ms": round(ro, 4),
+            "overhead_pct": round(100 * extra / ro, 3)}
 
 
 if __name__ == "__main__":

@@ -390,11 +390,16 @@ def test_cpu_graph_parity_gate_and_record(both):
     a = Bundle.open(both).manifest.find("onnxruntime", "int8")
     p = a.details["parity"]
     assert p["passed"] is True and p["gated"] == "parity" and "reference" not in p
-    assert a.details["scheme"] in ("cpu", "cpu-7bit")  # the weight bits this CPU runs better
+    # the first passing shape quantizes every op type, with the weight bits this CPU runs
+    # better; a slower-than-1.3x one may have been replaced by a faster shape (timed)
+    speed = a.details["shape_speed"]
+    assert next(iter(speed["shapes"])) in ("cpu", "cpu-7bit")
+    assert a.details["scheme"] == speed["kept"]
     # 7-bit weights are tried only where this CPU's u8 x s8 kernels can saturate (x86 without
     # VNNI); the choice and the CPU it was made on are recorded either way
     choice = a.details["weight_bits_choice"]
-    assert a.details["weight_bits"] == (7 if a.details["scheme"] == "cpu-7bit" else 8)
+    assert a.details["weight_bits"] == (7 if a.details["quantization"].get("reduce_range")
+                                        else 8)
     assert choice["tried_7bit"] is int16_saturation_risk() and choice["flags"] == cpu_flags()
     if choice["tried_7bit"]:
         assert set(choice["top1_agreement"]) == {"8", "7"} and choice["samples"] >= 64
@@ -421,7 +426,12 @@ def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_np
     speed = cpu.details["shape_speed"]
     timed = {k: v for k, v in speed["shapes"].items() if not isinstance(v, str)}
     assert len(speed["shapes"]) >= 3 and "tensorrt" in speed["shapes"]
-    assert speed["kept"] == cpu.details["scheme"] == min(timed, key=timed.get)
+    first = next(iter(speed["shapes"]))
+    fastest = min(timed, key=timed.get)
+    assert speed["kept"] == cpu.details["scheme"]
+    # the fastest passing shape, unless it is not clearly (5 %) faster than the first
+    assert speed["kept"] == (fastest if timed[fastest] * ort_backend.SWITCH_GAIN <= timed[first]
+                             else first)
     assert cpu.details["parity"]["passed"] is True
     assert any("timing the shapes that quantize less" in m for m in logs)
     assert not list((tmp_path / "b").glob("*.onnx.*"))  # no candidate file left behind
@@ -544,7 +554,9 @@ def test_cpu_graph_falls_back_to_shapes_that_quantize_less(calib_npy, tmp_path):
     assert p["passed"] and p["reference"]["graph"] == "tensorrt"
     assert p["gated"] == "parity vs the TensorRT-shaped graph"
     assert p["cosine"] >= p["reference"]["cosine"] - 0.01
-    assert cpu.details["scheme"] in ("cpu", "cpu-7bit", "cpu-float-merges", "cpu-weighted-only")
+    # a ladder rung, or the TensorRT shape where it timed clearly faster (shape_speed)
+    assert cpu.details["scheme"] == cpu.details["shape_speed"]["kept"] in (
+        "cpu", "cpu-7bit", "cpu-float-merges", "cpu-weighted-only", "tensorrt")
     assert trt.details["parity"]["cosine"] == pytest.approx(p["reference"]["cosine"])
 
 

@@ -281,13 +281,14 @@ def _fastest_shape(ctx: ExportContext, out: Path, ranges, sch, q_sess, parity, r
     from edgecnn.export.parity import compare_outputs
     from edgecnn.quantize.int8 import TENSORRT_QDQ, quantize_onnx
     from edgecnn.quantize.report import interleaved_latency_ms
-    from edgecnn.runtime.ort import inference_session, run_batched
+    from edgecnn.runtime.ort import fixed_batch, inference_session, run_batched
 
     threads = ctx.options.threads
-    x = data[np.arange(1) % len(data)]
+    batch = fixed_batch(ref_sess) or 1  # a model exported with a fixed batch runs only that
+    x = data[np.arange(batch) % len(data)]
     ms = interleaved_latency_ms({"fp32": ref_sess, sch.name: q_sess}, x)
     fp32_ms = ms.pop("fp32")
-    record = {"batch": 1, "fp32_ms": round(fp32_ms, 4), "threshold": SPEED_SEARCH_BELOW,
+    record = {"batch": batch, "fp32_ms": round(fp32_ms, 4), "threshold": SPEED_SEARCH_BELOW,
               "shapes": {sch.name: round(ms[sch.name], 4)}, "kept": sch.name}
     candidates = [*others, dataclasses.replace(TENSORRT_QDQ, reduce_range=sch.reduce_range)]
     if fp32_ms / ms[sch.name] >= SPEED_SEARCH_BELOW or not candidates:
@@ -326,7 +327,7 @@ def _fastest_shape(ctx: ExportContext, out: Path, ranges, sch, q_sess, parity, r
     tried = ", ".join(f"{k} {v}" if isinstance(v, str) else f"{k} {fp32_ms / v:.2f}x"
                       for k, v in record["shapes"].items())
     ctx.log(f"{out.name}: kept {sch.name} ({sch.describe()}), {fp32_ms / ms[best]:.2f}x "
-            f"model.onnx at batch 1 (timed: {tried})")
+            f"model.onnx at batch {batch} (timed: {tried})")
     return sch, q_sess, parity, reference, record
 
 def _export_int8(ctx: ExportContext, variant: str) -> Artifact:

@@ -36,7 +36,7 @@ CHW = (1, SIZE, SIZE)
 LABELS = [str(i) for i in range(10)]
 
 
-def res_cnn(path: Path, outliers: bool = False, seed: int = 0) -> Path:
+def res_cnn(path: Path, outliers: bool = False, seed: int = 0, batch="N") -> Path:
     """conv1 relu -> conv2 relu -> add(skip) -> maxpool -> gap -> flatten -> gemm: every op
     type the CPU graph quantizes beyond Conv/Gemm (Add, Relu, MaxPool, Flatten). ``outliers``:
     channel 0 of conv1's output is ~500 for every input and nothing after reads it, so one
@@ -64,7 +64,7 @@ def res_cnn(path: Path, outliers: bool = False, seed: int = 0) -> Path:
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], name="fc", transB=1),
     ]
-    save_classifier(path, nodes, inits, "res", CHW)
+    save_classifier(path, nodes, inits, "res", CHW, batch=batch)
     return path
 
 
@@ -438,6 +438,21 @@ def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_np
     # the file in the bundle is the kept shape (what runs is what the manifest says)
     assert Bundle.open(tmp_path / "b").manifest.find("onnxruntime", "int8").details[
         "scheme"] == speed["kept"]
+
+
+def test_fixed_batch_model_gets_both_graphs_and_the_shape_search(calib_npy, tmp_path,
+                                                                 monkeypatch):
+    """A model exported with a fixed batch (e.g. from a .pt2) runs only that batch: the weight
+    trial, the parity runs and the shape search all feed it batches of 4."""
+    import edgecnn.backends.onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "SPEED_SEARCH_BELOW", 1e9)
+    fp32 = res_cnn(tmp_path / "fixed.onnx", batch=4)
+    arts, _ = _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=30)
+    cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")
+    speed = cpu.details["shape_speed"]
+    assert speed["batch"] == 4 and len(speed["shapes"]) >= 3
+    assert {a.details["shaped_for"] for a in arts} == {"cpu", "tensorrt"}
 
 # -- a graph whose weight bits were chosen on one CPU, run on another ------------------------
 VNNI_CHOICE = {"cpu": "Example VNNI CPU", "flags": ["avx2", "avx512_vnni"], "tried_7bit": False}

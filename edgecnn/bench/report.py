@@ -295,7 +295,8 @@ def summary_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
 def machine_line(report: BenchReport) -> str:
     m = report.machine
     libs = m.get("libraries", {})
-    parts = [f"CPU {m.get('cpu_model', '?')} ({m.get('cpu_count', '?')} cores, "
+    flags = f" [{' '.join(m['cpu_flags'])}]" if m.get("cpu_flags") else ""
+    parts = [f"CPU {m.get('cpu_model', '?')}{flags} ({m.get('cpu_count', '?')} cores, "
              f"{m.get('threads') or 'default'} threads)", f"OS {m.get('os', '?')}",
              "; ".join(f"{k} {v}" for k, v in libs.items())]
     if m.get("load_avg_1m") is not None:

@@ -420,6 +420,7 @@ def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_np
     import edgecnn.backends.onnxruntime as ort_backend
 
     monkeypatch.setattr(ort_backend, "SPEED_SEARCH_BELOW", 1e9)
+    monkeypatch.setattr(ort_backend, "SEARCH_MIN_MS", 0.0)  # this tiny net runs in microseconds
     arts, logs = _export_onnx_target(tmp_path / "b", model, calib=str(calib_npy),
                                      calib_samples=48)
     cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")
@@ -444,6 +445,20 @@ def test_slow_first_shape_times_the_others_and_keeps_the_fastest(model, calib_np
         "scheme"] == speed["kept"]
 
 
+def test_a_net_too_fast_to_time_keeps_its_first_shape(model, calib_npy, tmp_path, monkeypatch):
+    """Under SEARCH_MIN_MS the shapes are not ranked by timing (the export stays repeatable),
+    however slow the first shape looks next to model.onnx."""
+    import edgecnn.backends.onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "SPEED_SEARCH_BELOW", 1e9)
+    arts, logs = _export_onnx_target(tmp_path / "b", model, calib=str(calib_npy),
+                                     calib_samples=48)
+    cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")
+    speed = cpu.details["shape_speed"]
+    assert speed["fp32_ms"] < ort_backend.SEARCH_MIN_MS and "too fast" in speed["searched"]
+    assert list(speed["shapes"]) == [cpu.details["scheme"]] == [speed["kept"]]
+    assert not any("timing the shapes" in m for m in logs)
+
 def test_fixed_batch_model_gets_both_graphs_and_the_shape_search(calib_npy, tmp_path,
                                                                  monkeypatch):
     """A model exported with a fixed batch (e.g. from a .pt2) runs only that batch: the weight
@@ -451,6 +466,7 @@ def test_fixed_batch_model_gets_both_graphs_and_the_shape_search(calib_npy, tmp_
     import edgecnn.backends.onnxruntime as ort_backend
 
     monkeypatch.setattr(ort_backend, "SPEED_SEARCH_BELOW", 1e9)
+    monkeypatch.setattr(ort_backend, "SEARCH_MIN_MS", 0.0)  # this tiny net runs in microseconds
     fp32 = res_cnn(tmp_path / "fixed.onnx", batch=4)
     arts, _ = _export_onnx_target(tmp_path / "b", fp32, calib=str(calib_npy), calib_samples=30)
     cpu = next(a for a in arts if a.details["shaped_for"] == "cpu")

@@ -108,11 +108,12 @@ class LiteRTSession(Session):
         self.batch_mode = "resize" if self._dynamic else batch_mode
         self._resize_ok: bool | None = {"auto": None, "resize": True, "loop": False}[self.batch_mode]
         self.api_note: str | None = None
+        self.float_input_note: str | None = None  # why float input takes a slower way
         self._runner = None
         if api in (None, "compiled"):
             if compiled_model_available():
                 try:
-                    self._runner = _CompiledRunner(path, self.threads, self._dynamic)
+                    self._runner = self._compiled_runner()
                 except (ValueError, RuntimeError) as exc:
                     if api == "compiled":
                         raise _load_error(path, exc) from exc
@@ -133,11 +134,28 @@ class LiteRTSession(Session):
         # not tried yet, False: quantise in numpy instead (``float_input_note`` says why)
         self._float_runner = None if (self.api == "compiled"
                                       and self._in["dtype"] != np.float32) else False
-        self.float_input_note: str | None = None
         # neither a TFLite Interpreter nor a CompiledModel with its bound buffers is
         # thread-safe: one Session used from several threads runs one batch at a time
         self._lock = threading.Lock()
         self._scratch: np.ndarray | None = None  # float32 staging for the quantised input
+
+    def _compiled_runner(self) -> "_CompiledRunner":
+        """The file's CompiledModel; for a float32 NHWC file, a copy of it that takes the
+        caller's NCHW batch (a TRANSPOSE in front, litert_float_input.py), so no layout copy
+        runs in numpy; the file itself where that copy cannot be made."""
+        if self._in["dtype"] == np.float32 and self.input_spec.layout == "NHWC":
+            from edgecnn.runtime.litert_float_input import float_input_model
+
+            try:
+                with open(self.path, "rb") as f:
+                    data = float_input_model(f.read(), nchw=True)
+                runner = _CompiledRunner(self.path, self.threads, self._dynamic, data=data)
+            except Exception as exc:  # noqa: BLE001 - the file as it is, with a layout copy
+                self.float_input_note = f"copying the input into NHWC: {first_line(exc)}"
+            else:
+                runner.takes_nchw = True
+                return runner
+        return _CompiledRunner(self.path, self.threads, self._dynamic)
 
     # -- quantisation from the tensor's own parameters ------------------------------
     @staticmethod
@@ -169,11 +187,12 @@ class LiteRTSession(Session):
     # int8 model's float caller runs a copy of the model with a QUANTIZE op (and, for an NHWC
     # file, a TRANSPOSE) in front: the caller's NCHW batch is written to LiteRT as it is
     # (litert_float_input.py; 0.10 ms a resnet18 call faster than copying it into NHWC first
-    # on a Zen 5 EPYC, and numpy quantisation cost 0.29 ms; benchmarks/litert_overhead.py). Otherwise
-    # (Interpreter, or the copy could not be made) the layout change rides on the numpy
-    # quantisation's first pass, into buffers made once per batch size. A caller that already
-    # holds the model's own input (int8/uint8 NHWC, quantised with the input's scale and zero
-    # point) skips the conversion: Session.run passes it on to the file's own model.
+    # on a Zen 5 EPYC, and numpy quantisation cost 0.29 ms; benchmarks/litert_overhead.py).
+    # A float NHWC model runs as such a copy with only the TRANSPOSE (_compiled_runner).
+    # Otherwise (Interpreter, or the copy could not be made) the layout change rides on the
+    # numpy quantisation's first pass, into buffers made once per batch size. A caller that
+    # already holds the model's own input (int8/uint8 NHWC, quantised with the input's scale
+    # and zero point) skips the conversion: Session.run passes it on to the file's own model.
     transposes_input = True
 
     def _fill(self, dst: np.ndarray, batch: np.ndarray) -> None:

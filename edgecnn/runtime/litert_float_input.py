@@ -1,4 +1,4 @@
-"""An int8-input .tflite made to take float input: one QUANTIZE op in front of the graph.
+"""A .tflite made to take the caller's float input as it is: ops in front of the graph.
 
 litert-torch folds the input's quantisation into the input tensor, so model.int8.tflite takes
 int8 NHWC. A caller with float pixels would then quantise in numpy on every call (several passes
@@ -12,6 +12,11 @@ With ``nchw=True`` (a 4-D NHWC input) the new input is float32 NCHW, quantised i
 NCHW tensor and then moved to NHWC by a TRANSPOSE op, so the caller's NCHW batch is written to
 LiteRT as it is: the session's numpy layout copy goes, and on a Zen 5 EPYC (resnet18, int8)
 that path ran 0.10 ms (2.3 %) faster a call, paired, with identical logits.
+
+A float32 NHWC model (fp32, fp16 with float input) gets only the TRANSPOSE: its copy takes
+float32 NCHW, so the session writes the caller's batch as it is instead of copying it into
+NHWC first (on the same Zen 5, resnet18 fp32: 2.7 % over the file's own run_by_index with the
+numpy copy, none measurable through the copy; benchmarks/litert_overhead.py).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 def float_input_model(data: bytes, nchw: bool = False) -> bytes:
     """``data`` (a .tflite whose one input is int8/uint8) with a float32 input and a QUANTIZE
     op in front (and, with ``nchw``, the input in NCHW and a TRANSPOSE to the model's NHWC);
-    ValueError when the model is not like that."""
+    a float32-input ``data`` gets only the TRANSPOSE (``nchw`` required). ValueError when the
+    model is not like that."""
     from ai_edge_litert import schema_py_generated as fb
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -34,8 +40,12 @@ def float_input_model(data: bytes, nchw: bool = False) -> bytes:
     graph = model.subgraphs[0]
     old = int(graph.inputs[0])
     tensor = graph.tensors[old]
-    if tensor.type not in (fb.TensorType.INT8, fb.TensorType.UINT8) or tensor.quantization is None:
-        raise ValueError("the input is not a quantized int8/uint8 tensor")
+    takes_float = tensor.type == fb.TensorType.FLOAT32
+    if takes_float and not nchw:
+        raise ValueError("the input is float32 already")
+    if not takes_float and (tensor.type not in (fb.TensorType.INT8, fb.TensorType.UINT8)
+                            or tensor.quantization is None):
+        raise ValueError("the input is neither float32 nor a quantized int8/uint8 tensor")
 
     name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
     shape, signature = tensor.shape, tensor.shapeSignature
@@ -46,10 +56,14 @@ def float_input_model(data: bytes, nchw: bool = False) -> bytes:
         shape = [int(shape[i]) for i in to_nchw]
         signature = None if signature is None else [int(signature[i]) for i in to_nchw]
     new_index = _add_tensor(model, fb.TensorType.FLOAT32, shape, signature, f"{name}_float")
-    quantized = old
-    if nchw:  # float NCHW -> QUANTIZE -> int8 NCHW -> TRANSPOSE -> the model's int8 NHWC input
-        quantized = _add_tensor(model, tensor.type, shape, signature, f"{name}_nchw")
-        graph.tensors[quantized].quantization = copy.deepcopy(tensor.quantization)
+    # int8 model: float NCHW -> QUANTIZE -> int8 NCHW -> TRANSPOSE -> its int8 NHWC input;
+    # float model: float NCHW -> TRANSPOSE -> its float NHWC input
+    quantized = old  # what the QUANTIZE op writes
+    if nchw:
+        quantized = new_index  # the TRANSPOSE's input
+        if not takes_float:
+            quantized = _add_tensor(model, tensor.type, shape, signature, f"{name}_nchw")
+            graph.tensors[quantized].quantization = copy.deepcopy(tensor.quantization)
         perm = _add_tensor(model, fb.TensorType.INT32, [4], None, f"{name}_to_nhwc",
                            data=np.array([0, 2, 3, 1], np.int32))
         transpose = fb.OperatorT()
@@ -60,13 +74,14 @@ def float_input_model(data: bytes, nchw: bool = False) -> bytes:
         transpose.builtinOptions = fb.TransposeOptionsT()
         graph.operators.insert(0, transpose)
 
-    op = fb.OperatorT()
-    op.opcodeIndex = _opcode(model, fb.BuiltinOperator.QUANTIZE)
-    op.inputs = np.array([new_index], np.int32)
-    op.outputs = np.array([quantized], np.int32)
-    op.builtinOptionsType = fb.BuiltinOptions.QuantizeOptions
-    op.builtinOptions = fb.QuantizeOptionsT()
-    graph.operators.insert(0, op)
+    if not takes_float:
+        op = fb.OperatorT()
+        op.opcodeIndex = _opcode(model, fb.BuiltinOperator.QUANTIZE)
+        op.inputs = np.array([new_index], np.int32)
+        op.outputs = np.array([quantized], np.int32)
+        op.builtinOptionsType = fb.BuiltinOptions.QuantizeOptions
+        op.builtinOptions = fb.QuantizeOptionsT()
+        graph.operators.insert(0, op)
     graph.inputs = np.array([new_index], np.int32)
     for signature in model.signatureDefs or []:
         for io in signature.inputs or []:

@@ -96,6 +96,33 @@ def test_compiled_model_is_the_default(tiny):
         LiteRTSession(man, art, str(path), api="gpu")
 
 
+def test_fp32_nhwc_model_takes_the_nchw_batch_as_it_is(tiny, monkeypatch):
+    """CompiledModel: a float NHWC file runs as a copy with a TRANSPOSE in front, so the
+    caller's NCHW batch is written to LiteRT as it is; where that copy cannot be made, the
+    file runs with the layout copied in numpy, with the same logits."""
+    import edgecnn.runtime.litert_float_input as lfi
+
+    module, man, art, path = tiny
+    x = np.random.default_rng(2).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    with LiteRTSession(man, art, str(path), threads=2, api="compiled") as s:
+        assert s._runner.takes_nchw is True and s.float_input_note is None
+        shape = s._runner._ins[0].get_tensor_details()["shape"]
+        assert tuple(int(d) for d in shape)[1:] == (3, 8, 8)  # NCHW
+        y = s.run(x)
+        np.testing.assert_allclose(y, _ref(module, x), atol=1e-5)
+        np.testing.assert_array_equal(s.run(x[:1]), y[:1])
+    with pytest.raises(ValueError, match="float32 already"):
+        lfi.float_input_model(path.read_bytes())  # nothing to do without the layout change
+
+    def broken(data, nchw=False):
+        raise ValueError("no TRANSPOSE here")
+
+    monkeypatch.setattr(lfi, "float_input_model", broken)
+    with LiteRTSession(man, art, str(path), threads=2, api="compiled") as s:
+        assert s._runner.takes_nchw is False and "no TRANSPOSE here" in s.float_input_note
+        np.testing.assert_array_equal(s.run(x), y)
+
+
 def test_one_session_from_many_threads(tiny):
     from concurrent.futures import ThreadPoolExecutor
 

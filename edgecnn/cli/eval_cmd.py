@@ -57,6 +57,9 @@ def eval_(model, data, weights, backend, precision, batch_size, samples, seed, t
         predictor = load_predictor(model, weights=weights, backend=backend, precision=precision,
                                    threads=threads, setup=setup)
         dataset = align_classes(dataset, predictor.labels)  # wnid / index folders -> classes
+        note = getattr(predictor.session, "saturation_note", None)
+        if note:  # an int8 graph whose weights were not checked for this CPU
+            click.echo(f"note: {note}", err=True)
         try:
             result = evaluate(predictor.predict_fn, dataset, predictor.preprocess,
                               batch_size=batch_size, progress=not no_progress,

@@ -50,6 +50,9 @@ def predict(bundle: str, images: tuple[str, ...], backend: str | None, precision
                 "artifact": session.artifact.key, "file": session.artifact.file}
         if not as_json:
             click.echo(f"{head['model']} ({head['artifact']}, {head['file']})")
+        note = getattr(session, "saturation_note", None)  # an int8 graph unchecked on this CPU
+        if note:
+            click.echo(f"note: {note}", err=True)
         for path in paths:  # one at a time: a bad image costs only its own line
             try:
                 image = load_image(path, session.manifest.preprocess.channels)

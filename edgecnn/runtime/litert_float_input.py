@@ -15,8 +15,9 @@ that path ran 0.10 ms (2.3 %) faster a call, paired, with identical logits.
 
 A float32 NHWC model (fp32, fp16 with float input) gets only the TRANSPOSE: its copy takes
 float32 NCHW, so the session writes the caller's batch as it is instead of copying it into
-NHWC first (on the same Zen 5, resnet18 fp32: 2.7 % over the file's own run_by_index with the
-numpy copy, none measurable through the copy; benchmarks/litert_overhead.py).
+NHWC first (on the same Zen 5, resnet18 fp32, per-round ratios over the model's own
+run_by_index loop: +2.7 % with the numpy copy, +0.6 to +1.6 % through this copy;
+benchmarks/litert_overhead.py).
 """
 
 from __future__ import annotations

@@ -149,13 +149,17 @@ class Session:
                              f"{max_batch}; split the batch or rebuild with a larger profile")
         return np.ascontiguousarray(batch)
 
+    def _output_ok(self, out: np.ndarray, n: int) -> bool:
+        """Whether ``out`` has the manifest's output shape for a batch of ``n``."""
+        want = self.output_spec.shape
+        return out.ndim == len(want) and out.shape[0] == n and all(
+            w == -1 or g == w for g, w in zip(out.shape[1:], want[1:]))
+
     def _check_output(self, out: np.ndarray, n: int) -> None:
         # a damaged or swapped model can load and run yet return another shape than its
         # manifest promises; refuse that rather than hand back wrong logits
-        want = list(self.output_spec.shape)
-        ok = out.ndim == len(want) and out.shape[0] == n and all(
-            w == -1 or g == w for g, w in zip(out.shape[1:], want[1:]))
-        if not ok:
+        if not self._output_ok(out, n):
+            want = list(self.output_spec.shape)
             raise BackendUnavailableError(
                 f"{self.artifact.file} returned output of shape {tuple(out.shape)} for a batch of "
                 f"{n}; its manifest says {_fmt_shape(want)}: the model file is damaged or does "

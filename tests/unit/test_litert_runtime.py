@@ -39,6 +39,19 @@ def test_quantize_and_dequantize_use_the_tensor_parameters():
     assert LiteRTSession._quantize(x, f32) is x
 
 
+def test_dequantize_table_holds_the_same_logits_as_the_arithmetic():
+    from edgecnn.runtime.litert import _dequantize_table
+
+    for detail in ({"dtype": np.int8, "quantization": (0.0371, -7)},
+                   {"dtype": np.uint8, "quantization": (0.5, 128)},
+                   {"dtype": np.int8, "quantization": (0.0, 0)}):
+        codes = np.arange(256, dtype=np.uint8).view(detail["dtype"])
+        table = _dequantize_table(detail)
+        np.testing.assert_array_equal(np.take(table, codes.view(np.uint8)),
+                                      LiteRTSession._dequantize(codes, detail))
+    assert _dequantize_table({"dtype": np.float32, "quantization": (0.0, 0)}) is None
+
+
 # -- sessions on a converted model ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -121,6 +134,37 @@ def test_fp32_nhwc_model_takes_the_nchw_batch_as_it_is(tiny, monkeypatch):
     with LiteRTSession(man, art, str(path), threads=2, api="compiled") as s:
         assert s._runner.takes_nchw is False and "no TRANSPOSE here" in s.float_input_note
         np.testing.assert_array_equal(s.run(x), y)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_steady_state_calls_skip_the_routing_with_the_same_results(tiny_int8, api):
+    """A batch like the last one that went to LiteRT as it was runs straight there; another
+    size, dtype or layout takes the checked way again, and every answer stays the same."""
+    module, man, art, path = tiny_int8
+    rng = np.random.default_rng(7)
+    x1, x3 = (rng.standard_normal((n, 3, 8, 8)).astype(np.float32) for n in (1, 3))
+    with LiteRTSession(man, art, str(path), threads=2, api=api) as s, \
+            LiteRTSession(man, art, str(path), threads=2, api=api) as ref:
+        first = s.run(x1)
+        if api == "compiled":
+            assert s._fast is not None and s._fast[1] == x1.shape  # float NCHW, as it is
+        else:
+            assert s._fast is None  # the interpreter takes a converted copy: always checked
+        for x in (x1, x3, x1, x3, x3[:1]):
+            ref._fast = None  # the reference always takes the checked way
+            np.testing.assert_array_equal(s.run(x), ref.run(x))
+        np.testing.assert_array_equal(s.run(x1), first)
+        q = art.inputs[0].quant
+        xq = np.clip(np.rint(x3.transpose(0, 2, 3, 1) / q.scale) + q.zero_point, -128, 127)
+        xq = xq.astype(np.int8)
+        for x in (xq, xq, x3, xq[:1], xq):  # the model's own int8 input and float, mixed
+            ref._fast = None
+            np.testing.assert_array_equal(s.run(x), ref.run(x))
+        assert s._fast is not None and s._fast[0] == np.int8
+        with pytest.raises(InputError, match="int8 input shape"):
+            s.run(np.ascontiguousarray(xq.transpose(0, 3, 1, 2)))  # still checked
+        with pytest.raises(InputError, match="dtype"):
+            s.run(xq.astype(np.int16))
 
 
 def test_one_session_from_many_threads(tiny):

@@ -20,9 +20,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -131,35 +129,45 @@ def overhead_litert(bundle: Path, blocks: int, per_block: int) -> dict:
     res = _interleaved({"edgecnn": sess.run, "litert": raw},
                        {"edgecnn": x_nchw, "litert": x_raw}, blocks, per_block)
     res["overhead_pct"] = 100 * (res["edgecnn"]["p50_ms"] / res["litert"]["p50_ms"] - 1)
-    res["note"] = ("edgecnn.run takes NCHW and transposes to the file's NHWC; the raw "
-                   "interpreter is fed NHWC directly")
+    res["note"] = ("edgecnn.run takes NCHW (its in-memory copy of the model transposes it to "
+                   "the file's NHWC) and runs LiteRT's CompiledModel; the raw Interpreter is fed "
+                   "NHWC directly")
     res["file"] = os.path.basename(sess.path)
     return res
 
 
-def vs_litert_tool(bundle: Path, runs: int) -> dict:
-    """edgecnn's tflite p50 vs LiteRT's own benchmark tool on the same file, same threads."""
-    import edgecnn.runtime as rt
-    from edgecnn.bench.latency import TimingOptions, timed_loop
+def vs_litert_tool(bundle: Path, rounds: int, runs: int) -> dict:
+    """edgecnn's TFLite ``Session.run`` (float32 NCHW in, float32 logits out) vs LiteRT's own
+    ``benchmark_litert_model`` on the same file and threads, per precision: interleaved rounds
+    (the tool runs in this process each round), the per-round ratio's median and quartiles
+    (benchmarks/litert_overhead.py splits this further)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from litert_overhead import ratio_stats
+    from tflite import _times, tool_latency
 
-    f = _litert_file(bundle)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "r.json"
-        proc = subprocess.run([sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model",
-                               f"--model={f}", f"--num_threads={THREADS}", f"--num_runs={runs}",
-                               "--warmup_runs=20", f"--result_json={out}"],
-                              capture_output=True, text=True, timeout=1200)
-        if not out.is_file():
-            return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
-        tool = json.loads(out.read_text())["latency"]
-    sess = rt.load(bundle, backend="tflite", precision="fp32", threads=THREADS)
-    x = np.random.default_rng(0).standard_normal((1, *sess.input_shape[1:])).astype(np.float32)
-    loop = timed_loop(lambda: sess.run(x), TimingOptions(warmup=20, iterations=runs))
-    ours = statistics.median(loop.samples_ms)
-    return {"file": f.name, "tool_median_ms": tool["median_ms"], "tool_avg_ms": tool["avg_ms"],
-            "edgecnn_median_ms": ours, "diff_pct": 100 * (ours / tool["median_ms"] - 1),
-            "note": "the tool runs LiteRT's CompiledModel API with random inputs; edgecnn runs "
-                    "the same API (XNNPACK) plus its input checks and layout transpose"}
+    import edgecnn.runtime as rt
+
+    out = {}
+    for precision in ("fp32", "int8"):
+        f = _litert_file(bundle, precision)
+        if f is None:
+            continue
+        sess = rt.load(bundle, backend="tflite", precision=precision, threads=THREADS)
+        x = np.random.default_rng(0).standard_normal((1, *sess.input_shape[1:])).astype(np.float32)
+        ours, tool = [], []
+        for _ in range(rounds):
+            _times(lambda: sess.run(x), 5)  # settle after the tool's CompiledModel
+            ours.append(statistics.median(_times(lambda: sess.run(x), runs)))
+            tool.append(tool_latency(f, THREADS, runs, 5)["median_ms"])
+        sess.close()
+        out[precision] = {"file": f.name, "rounds": rounds, "runs_per_round": runs,
+                          "tool_median_ms": round(statistics.median(tool), 3),
+                          "edgecnn_median_ms": round(statistics.median(ours), 3),
+                          "vs_tool": ratio_stats(ours, tool)}
+    out["note"] = ("edgecnn takes float32 NCHW and returns float32 logits (at int8 the model "
+                   "quantises the input itself); the tool runs LiteRT's CompiledModel on its own "
+                   "input tensor, written once")
+    return out
 
 
 def summary_markdown(summary: dict) -> str:
@@ -194,12 +202,19 @@ def summary_markdown(summary: dict) -> str:
             if r:
                 out.append(f"| {lib} ({r['file']}) | {r['edgecnn']['p50_ms']:.3f} | "
                            f"{r[lib]['p50_ms']:.3f} | {r['overhead_pct']:+.1f}% |")
-        t = ov.get("litert_tool")
-        if t and "error" not in t:
-            out += ["", f"edgecnn TFLite p50 {t['edgecnn_median_ms']:.3f} ms vs "
-                        f"`ai_edge_litert.tools.benchmark_litert_model` median "
-                        f"{t['tool_median_ms']:.3f} ms on {t['file']}: {t['diff_pct']:+.1f}% "
-                        f"({t['note']})"]
+        t = ov.get("litert_tool") or {}
+        for precision in ("fp32", "int8"):
+            r = t.get(precision)
+            if r and "vs_tool" in r:
+                v = r["vs_tool"]
+                out += ["", f"edgecnn TFLite {precision} median {r['edgecnn_median_ms']:.3f} ms vs "
+                            f"`ai_edge_litert.tools.benchmark_litert_model` "
+                            f"{r['tool_median_ms']:.3f} ms on {r['file']}: per-round ratio "
+                            f"{100 * (v['median'] - 1):+.1f}% (quartiles "
+                            f"{100 * (v['q1'] - 1):+.1f}% .. {100 * (v['q3'] - 1):+.1f}%, "
+                            f"{r['rounds']} rounds)"]
+        if t.get("note"):
+            out += ["", t["note"]]
     return "\n".join(out) + "\n"
 
 
@@ -238,7 +253,7 @@ def main() -> int:
             ov["onnxruntime"] = overhead_onnx(bundle, blocks=10, per_block=30)
         if _litert_file(bundle):
             ov["litert"] = overhead_litert(bundle, blocks=10, per_block=30)
-            ov["litert_tool"] = vs_litert_tool(bundle, runs=200)
+            ov["litert_tool"] = vs_litert_tool(bundle, rounds=21, runs=20)
         summary["overhead"] = ov
     (RESULTS / "bench_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / "bench_summary.md").write_text(summary_markdown(summary))

@@ -91,7 +91,39 @@ def main() -> None:
     from edgecnn.cli.native_logs import hide_native_logs_at_exit
 
     hide_native_logs_at_exit()
-    cli(prog_name="edgecnn")
+    try:
+        cli(prog_name="edgecnn")
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
+
+
+def exit_now(code) -> None:
+    """End the ``edgecnn`` process with ``code`` once Python's exit handlers have run, skipping
+    the interpreter's teardown: 1.3 s after an export (torch's and LiteRT's modules and native
+    destructors) that a process about to end does not need. Every file edgecnn writes is
+    closed by then. The normal way (``SystemExit``) while another non-daemon thread runs (it
+    must be waited for), for a non-integer code, or with EDGECNN_VERBOSE=1 (the teardown's own
+    messages then show)."""
+    import atexit
+    import os
+    import threading
+
+    from edgecnn.cli.native_logs import verbose
+
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if code is None:
+        code = 0
+    if verbose() or others or not isinstance(code, int):
+        raise SystemExit(code)
+    atexit._run_exitfuncs()  # what Python runs at exit: library hooks, our log silencing
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
 
 
 if __name__ == "__main__":

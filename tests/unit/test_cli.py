@@ -190,3 +190,55 @@ def test_predict_missing_image(tiny_bundle, tmp_path):
 def test_predict_missing_bundle_file(tiny_bundle, tmp_path):
     (tiny_bundle / "model.onnx").unlink()
     _assert_clean_error(_run("predict", str(tiny_bundle), str(tmp_path / "x.png")), "missing")
+
+
+# -- how the edgecnn process ends ------------------------------------------------------------
+_EXIT_SCRIPT = """
+import atexit, sys
+from pathlib import Path
+hook = Path(sys.argv[1])
+atexit.register(lambda: hook.write_text("exit hooks ran"))
+from edgecnn.cli.main import main
+sys.argv = ["edgecnn", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("args,code", [(["models"], 0), (["no-such-command"], 2),
+                                       (["predict", "/nonexistent-bundle", "x.png"], 1)])
+def test_the_process_ends_with_the_command_code_after_the_exit_hooks(tmp_path, args, code):
+    """main() skips the interpreter's teardown (os._exit) but keeps the exit status, Python's
+    exit hooks and everything printed."""
+    hook = tmp_path / "hook.txt"
+    proc = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT, str(hook), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert hook.read_text() == "exit hooks ran"
+    if code == 0:
+        assert "lenet5" in proc.stdout  # the whole table came out before the process ended
+    else:
+        assert "Error" in proc.stderr
+
+
+def test_exit_now_waits_the_normal_way_for_running_threads(monkeypatch):
+    import threading
+
+    from edgecnn.cli.main import exit_now
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)  # non-daemon: exit must wait for it
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            exit_now(3)
+        assert exc.value.code == 3
+    finally:
+        release.set()
+        worker.join()
+    monkeypatch.setenv("EDGECNN_VERBOSE", "1")  # verbose: the teardown's messages show
+    with pytest.raises(SystemExit):
+        exit_now(0)
+    monkeypatch.delenv("EDGECNN_VERBOSE")
+    with pytest.raises(SystemExit) as exc:
+        exit_now("a message")  # not a status: Python prints it and exits 1
+    assert exc.value.code == "a message"

@@ -180,15 +180,18 @@ def cpu_model(root: str | os.PathLike = "/") -> str | None:
     return parse_cpuinfo(_read(Path(root), "proc/cpuinfo") or "") or platform.processor() or None
 
 
-INT8_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what int8 speed hangs on
+# what int8 (and fp16) speed hangs on: x86 'flags', then Arm 'Features' (asimddp: SDOT/UDOT int8
+# dot products; i8mm: int8 matrix multiply; asimdhp: fp16 arithmetic; XNNPACK uses all three)
+INT8_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+                  "asimddp", "i8mm", "asimdhp", "sve", "sve2")
 
 
 def cpu_flags(root: str | os.PathLike = "/", keep: tuple[str, ...] = INT8_CPU_FLAGS) -> list[str]:
-    """The flags of ``keep`` this CPU has (the first 'flags' line of /proc/cpuinfo), in ``keep``'s
-    order; [] where /proc/cpuinfo is missing."""
+    """The flags of ``keep`` this CPU has (the first 'flags' line of /proc/cpuinfo, or 'Features'
+    on Arm), in ``keep``'s order; [] where /proc/cpuinfo is missing."""
     for line in (_read(Path(root), "proc/cpuinfo") or "").splitlines():
         k, _, v = line.partition(":")
-        if k.strip() == "flags":
+        if k.strip() in ("flags", "Features"):
             have = set(v.split())
             return [f for f in keep if f in have]
     return []

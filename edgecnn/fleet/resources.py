@@ -12,8 +12,9 @@ RESOURCE_PREFIX = "edgecnn/"
 BUILD_RESOURCE = "edgecnn/build"  # a node that can export and prepare bundles (torch + onnx)
 LABEL_PREFIX = "edgecnn.io/"
 BUILD_MODULES = ("torch", "onnx", "onnxscript")
-# CPU flags worth a label: what int8 and fp32 speed hang on (x86; aarch64 boards have none here)
-CPU_LABEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+# CPU flags worth a label: what int8 and fp32 speed hang on (x86 flags, Arm features)
+CPU_LABEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+                   "asimddp", "i8mm", "asimdhp", "sve", "sve2")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 

@@ -179,6 +179,18 @@ def test_cpu_flags_name_only_the_int8_relevant_ones(tmp_path):
     assert cpu_flags(tmp_path / "nowhere") == []
 
 
+def test_cpu_flags_read_arm_features(tmp_path):
+    """aarch64 /proc/cpuinfo names its extensions on 'Features' lines (a Cortex-A76, as on a
+    Raspberry Pi 5: int8 dot products and fp16, no i8mm)."""
+    from edgecnn.platform_info import cpu_flags
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 "
+        "crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU part\t: 0xd0b\n")
+    assert cpu_flags(tmp_path) == ["asimddp", "asimdhp"]
+
+
 @pytest.mark.parametrize("machine,flags,risk", [
     ("x86_64", "fpu sse2 avx2 fma", True),               # AVX2 only: vpmaddubsw sums in int16
     ("x86_64", "fpu avx2 avx512f avx512bw", True),       # AVX-512 without VNNI saturates too

@@ -149,18 +149,22 @@ class LiteRTSession(Session):
         caller's NCHW batch (a TRANSPOSE in front, litert_float_input.py), so no layout copy
         runs in numpy; the file itself where that copy cannot be made."""
         if self._in["dtype"] == np.float32 and self.input_spec.layout == "NHWC":
-            from edgecnn.runtime.litert_float_input import float_input_model
-
             try:
                 with open(self.path, "rb") as f:
-                    data = float_input_model(f.read(), nchw=True)
-                runner = _CompiledRunner(self.path, self.threads, self._dynamic, data=data)
+                    return self._float_input_copy(f.read(), nchw=True)
             except Exception as exc:  # noqa: BLE001 - the file as it is, with a layout copy
                 self.float_input_note = f"copying the input into NHWC: {first_line(exc)}"
-            else:
-                runner.takes_nchw = True
-                return runner
         return _CompiledRunner(self.path, self.threads, self._dynamic)
+
+    def _float_input_copy(self, model: bytes, nchw: bool) -> "_CompiledRunner":
+        """A CompiledModel of ``model`` (the file's bytes) taking float input: a QUANTIZE op in
+        front of an integer input, and with ``nchw`` the caller's NCHW layout (a TRANSPOSE)."""
+        from edgecnn.runtime.litert_float_input import float_input_model
+
+        runner = _CompiledRunner(self.path, self.threads, self._dynamic,
+                                 data=float_input_model(model, nchw=nchw))
+        runner.takes_nchw = nchw
+        return runner
 
     # -- quantisation from the tensor's own parameters ------------------------------
     @staticmethod
@@ -221,8 +225,6 @@ class LiteRTSession(Session):
     def _float_input_runner(self):
         """The CompiledModel that takes float input (see ``_float_runner``), or None."""
         if self._float_runner is None:
-            from edgecnn.runtime.litert_float_input import float_input_model
-
             with open(self.path, "rb") as f:
                 model = f.read()
             # NCHW float in (a TRANSPOSE in the model) where the file is NHWC, else the
@@ -230,12 +232,11 @@ class LiteRTSession(Session):
             tries = [True, False] if self.input_spec.layout == "NHWC" else [False]
             for nchw in tries:
                 try:
-                    runner = _CompiledRunner(self.path, self.threads, self._dynamic,
-                                             data=float_input_model(model, nchw=nchw))
+                    runner = self._float_input_copy(model, nchw)
                 except Exception as exc:  # noqa: BLE001 - the next way, or numpy
                     failure = first_line(exc)
                     continue
-                runner.batch, runner.takes_nchw = self._model_batch, nchw
+                runner.batch = self._model_batch
                 self._float_runner = runner
                 break
             else:
